@@ -1,0 +1,221 @@
+"""The `dl4mic` command. Training options are generated from the network's spec in model-specs/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+COMMANDS = ("networks", "check-data", "train", "qc", "predict", "export", "demo", "fiji")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+
+
+def _progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", choices=["auto", "bar", "json", "none"], default="auto",
+                   help="progress bar on a terminal (auto), JSON lines for programs, or nothing")
+
+
+def _spec_options(p: argparse.ArgumentParser, network: str) -> list[str]:
+    """One option per spec parameter (--patch-size, --augment/--no-augment, ...); returns their names."""
+    from .specs import load_spec
+
+    spec = load_spec(network)
+    group = p.add_argument_group(f"{spec.title} parameters (from model-specs/{spec.name}.yaml)")
+    for prm in spec.parameters:
+        flag = "--" + prm.name.replace("_", "-")
+        extra = f" [{prm.level}; default {prm.default}"
+        extra += f"; choices {', '.join(map(str, prm.choices))}]" if prm.choices else (
+            f"; range {prm.range[0]}..{prm.range[1]}]" if prm.range else "]")
+        if prm.type == "bool":
+            group.add_argument(flag, dest=prm.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=prm.help + extra)
+        else:
+            group.add_argument(flag, dest=prm.name, default=None, metavar=prm.type.upper(), help=prm.help + extra)
+    return [prm.name for prm in spec.parameters]
+
+
+def _parse_params(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--param {item!r} must look like NAME=VALUE, e.g. --param depth=3.")
+        name, value = item.split("=", 1)
+        out[name.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def build_parser(network: str | None = None) -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="dl4mic", description="Deep learning for microscopists who work in Fiji.")
+    parser.add_argument("--version", action="version", version=f"dl4mic {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("networks", help="list networks and their tasks")
+    _common(p)
+
+    p = sub.add_parser("check-data", help="pair and validate a data set before training")
+    p.add_argument("network")
+    p.add_argument("--source", required=True, help="folder of input images")
+    p.add_argument("--target", help="folder of targets with the same file names")
+    p.add_argument("--axes", help="axes of the images (e.g. YX) when they cannot be inferred")
+    _common(p)
+
+    p = sub.add_parser("train", help="train a network; writes a model folder",
+                       description="Train a network. `dl4mic train NETWORK --help` lists its parameters.")
+    p.add_argument("network")
+    p.add_argument("--source", help="folder of input images")
+    p.add_argument("--target", help="folder of targets with the same file names")
+    p.add_argument("--model", required=True, help="model folder to write")
+    p.add_argument("--from", dest="from_model", help="model folder or bundle zip to start from (transfer learning)")
+    p.add_argument("--resume", action="store_true", help="continue the model's training from its last complete epoch")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="any parameter of the network's spec")
+    p.add_argument("--axes", help="axes of the images (e.g. YX) when they cannot be inferred")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU when there is one)")
+    _progress(p)
+    _common(p)
+    if network:
+        _spec_options(p, network)
+
+    p = sub.add_parser("qc", help="score a model against ground truth; writes MODEL/qc/")
+    p.add_argument("model")
+    p.add_argument("--source", required=True, help="test images")
+    p.add_argument("--target", required=True, help="ground truth with the same file names")
+    _progress(p)
+    _common(p)
+
+    p = sub.add_parser("predict", help="predict images of any size; outputs are named after the inputs")
+    p.add_argument("model", help="model folder or bioimage.io bundle zip")
+    p.add_argument("--input", required=True, help="image file or folder")
+    p.add_argument("--output", required=True, help="output folder")
+    p.add_argument("--rois", action="store_true", help="also write ImageJ ROI zips of the objects")
+    p.add_argument("--tile", type=int, default=1024, help="tile side in pixels (0: whole image at once)")
+    p.add_argument("--threshold", type=float, help="probability threshold for masks (default: the model's)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    _progress(p)
+    _common(p)
+
+    p = sub.add_parser("export", help="write and validate a bioimage.io bundle for DeepImageJ")
+    p.add_argument("model")
+    p.add_argument("--output", help="bundle zip to write (default MODEL/export/NAME.bioimage.io.zip)")
+    _common(p)
+
+    p = sub.add_parser("demo", help="the whole workflow on the bundled sample data")
+    p.add_argument("--workdir", help="folder for the demo's outputs (default ./dl4mic-demo)")
+    p.add_argument("--epochs", type=int, help="training epochs (default from the demo)")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous demo in the work folder")
+    _common(p)
+
+    p = sub.add_parser("fiji", help="install the Fiji menu scripts; push results to ImageJ", add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _network_of(argv: list[str]) -> str | None:
+    if len(argv) >= 2 and argv[0] == "train" and not argv[1].startswith("-"):
+        return argv[1]
+    return None
+
+
+def run(args: argparse.Namespace, names: list[str]) -> int:
+    import dl4mic
+
+    if args.command == "networks":
+        for n in dl4mic.networks():
+            print(f"{n['name']:<12} {n['task']:<14} {n['title']}")
+    elif args.command == "check-data":
+        summary = dl4mic.check_data(args.network, args.source, args.target, axes=args.axes)
+        d = summary.as_dict()
+        print(f"OK: {d['n_pairs']} {'pairs' if args.target else 'images'} for {d['network']} "
+              f"(axes {d['axes']}, source {d['source_dtype']}" + (f", target {d['target_dtype']}" if args.target else "")
+              + f"); shapes: {', '.join(sorted({'x'.join(map(str, s)) for s in d['shapes']}))}")
+        for w in d["warnings"]:
+            print(f"warning: {w}")
+    elif args.command == "train":
+        params = _parse_params(args.param)
+        for name in names:
+            if getattr(args, name, None) is not None:
+                params[name] = getattr(args, name)
+        if not args.resume and args.source is None:
+            raise UserError("Give --source, the folder of training images (or --resume to continue a model).")
+        model = dl4mic.train(args.network, source=args.source, target=args.target, model=args.model,
+                             params=params, from_model=args.from_model, resume=args.resume,
+                             overwrite=args.overwrite, axes=args.axes, device=args.device, progress=args.progress)
+        _print_model(Path(model))
+    elif args.command == "qc":
+        summary = dl4mic.qc(args.model, args.source, args.target, progress=args.progress)
+        qc_dir = Path(args.model) / "qc"
+        print(f"QC written to {qc_dir}:")
+        for f in sorted(qc_dir.iterdir()):
+            print(f"  {f}")
+        means = summary.get("means", {}) if isinstance(summary, dict) else {}
+        if means:
+            print("  means: " + json.dumps(means))
+    elif args.command == "predict":
+        written = dl4mic.predict(args.model, args.input, args.output, rois=args.rois, tile=args.tile or None,
+                                 overwrite=args.overwrite, threshold=args.threshold, device=args.device,
+                                 progress=args.progress)
+        print(f"Predicted {len(written)} image(s) into {args.output}:")
+        for paths in written:
+            for p in paths.values():
+                print(f"  {p}")
+    elif args.command == "export":
+        path = dl4mic.export(args.model, args.output)
+        print(f"Bundle written and validated: {path}")
+    elif args.command == "demo":
+        dl4mic.demo(args.workdir, epochs=args.epochs, overwrite=args.overwrite)
+    elif args.command == "fiji":
+        from .fiji.cli import main as fiji_main
+
+        return fiji_main(args.args)
+    return 0
+
+
+def _print_model(model: Path) -> None:
+    print(f"Model written to {model}:")
+    for rel in ("model.yaml", "weights/best.pt", "weights/last.pt", "checkpoint.pt", "training/log.csv",
+                "training/report.pdf"):
+        if (model / rel).exists():
+            print(f"  {model / rel}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        network = _network_of(argv)
+        names = []
+        parser = build_parser(network)
+        if network:
+            from .specs import load_spec
+
+            names = [prm.name for prm in load_spec(network).parameters]
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 0
+        return run(args, names)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; `dl4mic train ... --resume` continues a training from its last complete epoch.",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # unexpected: short message unless --debug
+        if debug:
+            raise
+        print(f"dl4mic failed: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reading, pairing, checking, normalising, patch sampling and augmentation (no torch here)."""

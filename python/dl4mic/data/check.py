@@ -1,0 +1,119 @@
+"""Refuse bad data before any compute is spent: each problem is one sentence naming the file and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..specs import Spec, load_spec
+from .io import infer_axes, read_image
+from .pairing import pair_files
+
+
+@dataclass
+class DataSummary:
+    """What check-data found: the pairs and their shapes, dtypes and axes."""
+
+    network: str
+    source: Path
+    target: Path | None
+    pairs: list = field(default_factory=list)
+    shapes: list = field(default_factory=list)
+    source_dtype: str = ""
+    target_dtype: str | None = None
+    axes: str = "YX"
+    warnings: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "network": self.network, "source": str(self.source), "target": str(self.target) if self.target else None,
+            "n_pairs": len(self.pairs), "files": [p[0].name for p in self.pairs],
+            "shapes": [list(s) for s in self.shapes], "source_dtype": self.source_dtype,
+            "target_dtype": self.target_dtype, "axes": self.axes, "warnings": list(self.warnings),
+        }
+
+
+def check_image(path: Path, data: np.ndarray, role: dict, network: str, axes: str | None = None) -> str:
+    """Validate one image for a data role of a spec (`kind`: image | mask | labels, `ndim`); returns its axes."""
+    kind, ndim = role.get("kind", "image"), role.get("ndim", 2)
+    if data.size == 0:
+        raise UserError(f"{path} is empty; remove it or replace it with a real image.")
+    ax = infer_axes(data.shape, axes)
+    if "C" in ax and data.shape[ax.index("C")] in (3, 4) and kind == "image" and not role.get("rgb", False):
+        raise UserError(f"{path} is an RGB image but {network} expects single-channel images; convert it to "
+                        f"grayscale (Fiji: Image > Type > 8-bit) or split the channels.")
+    expected = "YX" if ndim == 2 else "ZYX"
+    if ax != expected:
+        if ndim == 2 and ("Z" in ax or "T" in ax):
+            raise UserError(f"{path} is a stack of shape {data.shape} but {network} is a 2D network; save each plane "
+                            f"as its own file (Fiji: Image > Stacks > Stack to Images) or use the 3D network.")
+        raise UserError(f"{path} has shape {data.shape} (axes {ax}) but {network} expects single-channel "
+                        f"{expected} images; save it as one {ndim}D channel (or set the axes with --axes).")
+    if np.issubdtype(data.dtype, np.floating) and not np.all(np.isfinite(data)):
+        raise UserError(f"{path} contains NaN or infinite pixels; replace them (Fiji: Process > Math > Remove NaNs) "
+                        f"or remove the file.")
+    if kind == "image" and data.min() == data.max():
+        raise UserError(f"{path} is constant (every pixel is {data.flat[0]}); remove it from the data set.")
+    if kind == "mask":
+        values = np.unique(data)
+        if len(values) > 2:
+            raise UserError(f"{path} has {len(values)} different values, so it looks like an instance label image, but "
+                            f"{network} needs binary masks; convert it (Fiji: Image > Adjust > Threshold at 1) "
+                            f"or use an instance segmentation network.")
+    if kind == "labels":
+        if np.issubdtype(data.dtype, np.floating) and not np.all(data == np.round(data)):
+            raise UserError(f"{path} has fractional values, so it is not a label image; save integer labels (uint16).")
+        values = np.unique(data)
+        if len(values) == 2 and values[0] == 0:
+            from scipy import ndimage
+
+            _, n = ndimage.label(data > 0)
+            if n > 1:
+                raise UserError(f"{path} is a binary mask ({n} objects share one value) but {network} needs "
+                                f"instance labels; label the objects (Fiji: Analyze Particles > Show: Count Masks, "
+                                f"or skimage.measure.label) and save them as uint16.")
+    return ax
+
+
+def check_data(network: str | Spec, source, target=None, axes: str | None = None) -> DataSummary:
+    """Pair, read and validate every file of a data set for a network; raise UserError on the first problem."""
+    spec = network if isinstance(network, Spec) else load_spec(network)
+    if spec.has_target and target is None:
+        raise UserError(f"{spec.name} learns from pairs; give --target, the folder of {spec.data['target']['kind']}s "
+                        f"with the same file names as the images in {source}.")
+    if not spec.has_target and target is not None:
+        raise UserError(f"{spec.name} trains from --source alone; leave out --target {target}.")
+    pairs = pair_files(source, target)
+    summary = DataSummary(spec.name, Path(source), Path(target) if target else None, pairs=pairs)
+    src_dtypes, tgt_dtypes, all_axes = set(), set(), set()
+    for src, tgt in pairs:
+        x = read_image(src)
+        all_axes.add(check_image(src, x, spec.data["source"], spec.name, axes))
+        src_dtypes.add(str(x.dtype))
+        summary.shapes.append(tuple(x.shape))
+        if tgt is not None:
+            y = read_image(tgt)
+            if y.shape != x.shape:
+                raise UserError(f"{tgt} has shape {y.shape} but its source {src} has shape {x.shape}; "
+                                f"source and target images must have the same size.")
+            check_image(tgt, y, spec.data["target"], spec.name, axes)
+            tgt_dtypes.add(str(y.dtype))
+            if spec.data["target"].get("kind") == "mask" and not np.any(y != y.flat[0]):
+                summary.warnings.append(f"{tgt} has a single value (no object or all object).")
+    if len(all_axes) > 1:
+        raise UserError(f"The images in {source} have different axes ({', '.join(sorted(all_axes))}); "
+                        f"give the same kind of image throughout or set --axes.")
+    summary.axes = all_axes.pop()
+    summary.source_dtype = _common_dtype(src_dtypes)
+    summary.target_dtype = _common_dtype(tgt_dtypes) if tgt_dtypes else None
+    return summary
+
+
+def _common_dtype(dtypes: set) -> str:
+    """One dtype name for a data set; mixed integer depths report the widest (data range for QC)."""
+    if len(dtypes) == 1:
+        return next(iter(dtypes))
+    return str(np.result_type(*[np.dtype(d) for d in dtypes]))

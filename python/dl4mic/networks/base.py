@@ -1,0 +1,65 @@
+"""What every network module supplies; the training loop, predict and QC use only this protocol."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..data.normalize import Normalizer, fit_normalizer
+from ..specs import Spec, load_spec
+
+
+class Network:
+    """One network family: its model, its training samples, its loss and how it predicts one image.
+
+    Subclasses set `name` (the spec name) and implement `build`, `prepare`, `loss` and `outputs`."""
+
+    name: str = ""
+    target_normalization: str | None = None  # "source" | "fixed" for restoration targets
+
+    @property
+    def spec(self) -> Spec:
+        return load_spec(self.name)
+
+    @property
+    def task(self) -> str:
+        return self.spec.task
+
+    # --- model -----------------------------------------------------------------------------------
+    def build(self, params: dict) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def multiple(self, params: dict) -> int:
+        """Input sides must be multiples of this (down-sampling levels)."""
+        return 2 ** int(params.get("depth", 0))
+
+    def halo(self, params: dict) -> int:
+        """Context in pixels each side that tiled prediction adds around a tile."""
+        from .unet import receptive_halo
+
+        return receptive_halo(int(params["depth"]), int(params["kernel_size"]))
+
+    # --- data ------------------------------------------------------------------------------------
+    def fit_normalization(self, params: dict, target_images: Callable[[], list[np.ndarray]]) -> Normalizer:
+        method = params.get("target_normalization", self.target_normalization)
+        return fit_normalizer(params, target_images() if method == "fixed" else None, method)
+
+    def prepare(self, normalizer: Normalizer, params: dict) -> Callable:
+        """A function (raw source, raw target) -> (network input, training target) as float32 arrays."""
+        raise NotImplementedError
+
+    # --- training --------------------------------------------------------------------------------
+    def loss(self, params: dict) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        raise NotImplementedError
+
+    def finalize(self, predict_batches: Callable, val_batches: list, params: dict) -> dict:
+        """Settings chosen after training on the validation patches (e.g. a threshold); stored in model.yaml."""
+        return {}
+
+    # --- prediction ------------------------------------------------------------------------------
+    def outputs(self, raw_output: np.ndarray, image: np.ndarray, normalizer: Normalizer,
+                source_range: tuple[float, float], config: dict) -> dict[str, np.ndarray]:
+        """Turn the network's raw 2D output for one image into the user-facing arrays."""
+        raise NotImplementedError

@@ -1,0 +1,351 @@
+"""`dl4mic qc`: score a model against ground truth, beside simple baselines, and write MODEL/qc/.
+
+Everything is built in a hidden temporary folder next to the output and swapped in at the end,
+so a rerun replaces the previous QC cleanly and an interrupted run leaves the old one intact.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..data.io import atomic_path, dtype_range, read_image, write_tiff
+from ..errors import UserError
+from . import baselines as bl
+from . import maps, plots
+from .metrics import (AP_THRESHOLDS, best_threshold, instance_metrics, instance_metrics_many,
+                      restoration_metrics, segmentation_metrics, threshold_sweep_many)
+
+MAX_FIGURES = 16  # per-image PNG figures (TIFF maps are written for every image)
+TASKS = ("restoration", "segmentation", "instance")
+
+
+def _load(model):
+    """A loaded model (anything with .predict) or a model folder."""
+    if hasattr(model, "predict"):
+        return model
+    from ..predict.model import load_model
+
+    return load_model(Path(model))
+
+
+def _finite(x):
+    """JSON-safe values: NaN and infinities become null (JSON has no such numbers)."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _means(rows: list[dict], prefix: str) -> dict:
+    """Mean of each `prefix`+metric column over images (NaN ignored; infinite PSNR kept as inf)."""
+    out = {}
+    for k in rows[0]:
+        if k.startswith(prefix):
+            vals = np.array([r[k] for r in rows if r.get(k) is not None], dtype=np.float64)
+            out[k[len(prefix):]] = float(np.nanmean(vals)) if (~np.isnan(vals)).any() else float("nan")
+    return out
+
+
+def _check_shape(name: Path, a: np.ndarray, b: np.ndarray, what: str):
+    if a.shape != b.shape:
+        raise UserError(f"{name} has shape {a.shape} but its {what} has shape {b.shape}; "
+                        f"give test images and targets of the same size.")
+
+
+def _versions() -> dict:
+    import platform
+
+    import scipy
+    import skimage
+
+    from .. import __version__
+
+    out = {"dl4mic": __version__, "python": platform.python_version(), "numpy": np.__version__,
+           "scipy": scipy.__version__, "scikit-image": skimage.__version__}
+    try:
+        import stardist
+
+        out["stardist"] = stardist.__version__
+    except Exception:  # optional for restoration-only installs
+        pass
+    return out
+
+
+def _stem(path: Path) -> str:
+    return path.stem
+
+
+def _qc_restoration(m, pairs, out: Path, progress) -> dict:
+    first_t = read_image(pairs[0][1])
+    data_range = dtype_range(first_t.dtype)
+    rule = f"{first_t.dtype} full range"
+    if data_range is None:
+        lo, hi = np.inf, -np.inf
+        for _, t in pairs:
+            arr = read_image(t)
+            lo, hi = min(lo, float(arr.min())), max(hi, float(arr.max()))
+        data_range = hi - lo if hi > lo else 1.0
+        rule = "float targets: max - min over the test targets"
+    sources = [read_image(s) for s, _ in pairs[:bl.SIGMA_PAIRS]]
+    targets = [read_image(t) for _, t in pairs[:bl.SIGMA_PAIRS]]
+    comparable = all(s.shape == t.shape for s, t in zip(sources, targets))
+    sigma, sigma_scores = bl.choose_sigma(sources, targets, data_range) if comparable else (None, {})
+    del sources, targets
+
+    rows, example_data = [], {}
+    for i, (s_path, t_path) in enumerate(pairs):
+        source, target = read_image(s_path), read_image(t_path)
+        if target.dtype != first_t.dtype:
+            raise UserError(f"{t_path} is {target.dtype} but {pairs[0][1]} is {first_t.dtype}; "
+                            f"give test targets of one bit depth so their scores are comparable.")
+        pred = np.asarray(m.predict(source)["restored"], dtype=np.float32)
+        _check_shape(s_path, pred, target, "target")
+        name = _stem(s_path)
+        row = {"image": s_path.name}
+        row.update({f"model_{k}": v for k, v in restoration_metrics(pred, target, data_range).items()})
+        for bname, bimg in (bl.restoration_baselines(source, target, sigma) if sigma is not None else {}).items():
+            row.update({f"{bname}_{k}": v for k, v in restoration_metrics(bimg, target, data_range).items()})
+        rows.append(row)
+        rse, ssim = maps.rse_map(pred, target), maps.ssim_map(pred, target, data_range)
+        write_tiff(out / "predictions" / f"{name}.tif", pred)
+        write_tiff(out / "maps" / f"{name}_rse.tif", rse)
+        write_tiff(out / "maps" / f"{name}_ssim.tif", ssim)
+        if i < MAX_FIGURES:
+            scores = {k: row[f"model_{k}"] for k in ("ssim", "psnr", "nrmse")}
+            plots.save(plots.restoration_figure(name, source, target, pred, rse, ssim, scores),
+                       out / "maps" / f"{name}.png")
+        if progress:
+            progress(i + 1, len(pairs), s_path.name)
+    return {"rows": rows, "data_range": data_range, "data_range_rule": rule,
+            "baselines": {"input": "raw input, affine-fitted to the target",
+                          "gaussian": f"Gaussian filter (sigma {sigma}), affine-fitted to the target"}
+            if sigma is not None else {},
+            "extras": {"gaussian_sigma": sigma, "gaussian_ssim_by_sigma": sigma_scores},
+            "main_metric": "ssim"}
+
+
+def _true_mask(mask: np.ndarray, config: dict) -> np.ndarray:
+    foreground = (config.get("parameters") or {}).get("mask_foreground", "nonzero")
+    return mask != 0 if foreground == "nonzero" else mask == 0
+
+
+def _qc_segmentation(m, pairs, out: Path, progress) -> dict:
+    config = m.config or {}
+    model_threshold = float(config.get("threshold", (config.get("parameters") or {}).get("threshold", 0.5)))
+    sources, truths, probs, preds = [], [], [], []
+    for i, (s_path, t_path) in enumerate(pairs):
+        source, truth = read_image(s_path), _true_mask(read_image(t_path), config)
+        result = m.predict(source)
+        prob = np.asarray(result["probability"], dtype=np.float32)
+        _check_shape(s_path, prob, truth, "mask")
+        pred = np.asarray(result["mask"]) != 0 if "mask" in result else prob >= model_threshold
+        name = _stem(s_path)
+        write_tiff(out / "predictions" / f"{name}_prob.tif", prob)
+        write_tiff(out / "predictions" / f"{name}_mask.tif", (pred * 255).astype(np.uint8))
+        sources.append(source), truths.append(truth), probs.append(prob), preds.append(pred)
+        if progress:
+            progress(i + 1, len(pairs), s_path.name)
+    otsu, polarity, otsu_t = bl.otsu_baseline(sources, truths)
+    sweep = threshold_sweep_many(probs, truths)
+    best = best_threshold(sweep, "iou")
+    rows = []
+    for i, (s_path, _) in enumerate(pairs):
+        row = {"image": s_path.name}
+        model_scores = segmentation_metrics(preds[i], truths[i])
+        row.update({f"model_{k}": model_scores[k] for k in ("iou", "dice", "precision", "recall")})
+        otsu_scores = segmentation_metrics(otsu[i], truths[i])
+        row.update({f"otsu_{k}": otsu_scores[k] for k in ("iou", "dice", "precision", "recall")})
+        rows.append(row)
+        name = _stem(s_path)
+        codes = maps.error_codes(preds[i], truths[i])
+        write_tiff(out / "maps" / f"{name}_errors.tif", codes)
+        if i < MAX_FIGURES:
+            scores = {k: row[f"model_{k}"] for k in ("iou", "dice")}
+            plots.save(plots.segmentation_figure(name, sources[i], truths[i], probs[i],
+                                                 maps.overlay(sources[i], codes), scores),
+                       out / "maps" / f"{name}.png")
+    plots.save(plots.sweep_figure(sweep, best, model_threshold), out / "threshold_sweep.png")
+    at_best = next(r for r in sweep if r["threshold"] == best)
+    return {"rows": rows, "baselines": {"otsu": f"Otsu threshold per image, {polarity} foreground "
+                                                  f"(the polarity with the better pooled IoU)"},
+            "extras": {"model_threshold": model_threshold, "qc_threshold": best, "at_qc_threshold": at_best,
+                       "threshold_sweep": sweep, "otsu_polarity": polarity, "otsu_thresholds": otsu_t},
+            "main_metric": "iou"}
+
+
+def _qc_instance(m, pairs, out: Path, progress) -> dict:
+    sources, truths, preds = [], [], []
+    for i, (s_path, t_path) in enumerate(pairs):
+        source, truth = read_image(s_path), read_image(t_path)
+        pred = np.asarray(m.predict(source)["labels"])
+        _check_shape(s_path, pred, truth, "label image")
+        write_tiff(out / "predictions" / f"{_stem(s_path)}_labels.tif", pred.astype(np.uint16))
+        sources.append(source), truths.append(truth), preds.append(pred)
+        if progress:
+            progress(i + 1, len(pairs), s_path.name)
+    _, polarity, _ = bl.otsu_baseline(sources, [t > 0 for t in truths])
+    otsu = [bl.otsu_instances(s, polarity) for s in sources]
+    keys = ("precision", "recall", "accuracy", "f1", "mean_matched_score", "panoptic_quality", "tp", "fp", "fn")
+    rows = []
+    for i, (s_path, _) in enumerate(pairs):
+        row = {"image": s_path.name}
+        for prefix, labels in (("model", preds[i]), ("otsu", otsu[i])):
+            res = instance_metrics(truths[i], labels)
+            row.update({f"{prefix}_{k}": res["at_0.5"][k] for k in keys})
+            row[f"{prefix}_mean_ap"] = res["mean_ap"]
+        rows.append(row)
+        name = _stem(s_path)
+        codes = maps.instance_error_codes(truths[i], preds[i])
+        write_tiff(out / "maps" / f"{name}_errors.tif", codes)
+        if i < MAX_FIGURES:
+            scores = {k: row[f"model_{k}"] for k in ("f1", "mean_ap")}
+            plots.save(plots.segmentation_figure(name, sources[i], truths[i] > 0, None,
+                                                 maps.overlay(sources[i], codes), scores),
+                       out / "maps" / f"{name}.png")
+    pooled, pooled_otsu = instance_metrics_many(truths, preds), instance_metrics_many(truths, otsu)
+    plots.save(plots.instance_figure(pooled["per_threshold"], pooled_otsu["per_threshold"]),
+               out / "instance_thresholds.png")
+    return {"rows": rows, "baselines": {"otsu": f"connected components of Otsu's threshold, {polarity} foreground"},
+            "extras": {"pooled": pooled, "pooled_otsu": pooled_otsu, "otsu_polarity": polarity,
+                       "ap_thresholds": list(AP_THRESHOLDS)},
+            "main_metric": "f1"}
+
+
+def _write_csv(path: Path, rows: list[dict]):
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def _swap(tmp: Path, out: Path):
+    """Replace `out` by `tmp` (both folders); the old folder is removed only after the swap."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}-old-{os.getpid()}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _store_qc_threshold(model_dir: Path, threshold: float):
+    """Record the QC threshold in model.yaml (`threshold` itself is the training choice and stays)."""
+    import yaml
+
+    path = model_dir / "model.yaml"
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8") as fh:
+        config = yaml.safe_load(fh) or {}
+    config["qc_threshold"] = float(threshold)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(config, fh, sort_keys=False)
+
+
+def _reporter(progress, callback, total: int, desc: str) -> Callable[[int, int, str], None]:
+    """Adapt the training loop's progress convention (mode string + event callback) or a plain callable."""
+    if callable(progress):
+        return progress
+    from ..training.progress import Progress
+
+    rep = Progress(progress or "none", callback)
+    rep.start(total, desc)
+
+    def step(done: int, n: int, name: str):
+        rep.update({"event": "qc_image", "done": done, "total": n, "image": name})
+        if done == n:
+            rep.close()
+    return step
+
+
+def run_qc(model, source, target, output=None, overwrite: bool = True, progress="auto",
+           callback: Callable[[dict], bool | None] | None = None) -> dict:
+    """Predict the test pairs, score them and their baselines, write MODEL/qc/ and return the summary.
+
+    `model`: a model folder or a loaded model (`.dir .config .spec .task .predict`).
+    `progress`: auto | bar | json | none (as for training; events {"event": "qc_image", ...} go to
+    `callback`), or a callable `progress(done, total, file_name)` called after each image.
+    """
+    from ..data.pairing import pair_files
+    from ..reports.qc_report import write_qc_report
+
+    m = _load(model)
+    task = m.task
+    if task not in TASKS:
+        raise UserError(f"QC of {task} models is not available yet in this dl4mic version; "
+                        f"score their outputs with the functions in dl4mic.qc.metrics.")
+    pairs = pair_files(source, target)
+    progress = _reporter(progress, callback, len(pairs), f"QC {Path(m.dir).name}")
+    model_dir = Path(m.dir)
+    out = Path(output) if output else model_dir / "qc"
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} already holds a QC; rerun with --overwrite to replace it.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
+    try:
+        result = {"restoration": _qc_restoration, "segmentation": _qc_segmentation,
+                  "instance": _qc_instance}[task](m, pairs, tmp, progress)
+        rows = result.pop("rows")
+        spec = getattr(m, "spec", None)
+        config = m.config or {}
+        main = result.pop("main_metric")
+        order = sorted(range(len(rows)), key=lambda i: rows[i][f"model_{main}"])
+        example = rows[order[len(order) // 2]]["image"]  # the median image is the honest example
+        summary = {
+            "dl4mic_version": _versions()["dl4mic"],
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "task": task,
+            "model": {"name": config.get("name", model_dir.name), "network": config.get("network"),
+                      "title": getattr(spec, "title", None), "dir": str(model_dir)},
+            "test_data": {"source": str(Path(source).resolve()), "target": str(Path(target).resolve()),
+                          "n_images": len(rows), "files": [r["image"] for r in rows]},
+            "main_metric": main,
+            "means": _means(rows, "model_"),  # the model's mean scores (also under metrics.model)
+            "metrics": {"model": _means(rows, "model_"),
+                        **{b: _means(rows, f"{b}_") for b in result["baselines"]}},
+            "baselines": result.pop("baselines"),
+            **{k: v for k, v in result.items() if k != "extras"},
+            **result.get("extras", {}),
+            "example_image": example,
+            "citations": [dict(c) for c in getattr(spec, "citations", ())],
+            "versions": _versions(),
+        }
+        example_png = tmp / "maps" / f"{Path(example).stem}.png"
+        if example_png.exists():
+            shutil.copyfile(example_png, tmp / "example.png")
+        log = plots.read_log(model_dir / "training" / "log.csv")
+        for log_scale, fname in ((False, "loss_curves.png"), (True, "loss_curves_log.png")):
+            fig = plots.loss_curves(log, log_scale)
+            if fig is not None:
+                plots.save(fig, tmp / fname)
+        _write_csv(tmp / "metrics.csv", rows)
+        summary["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + ["report.pdf"]
+        with atomic_path(tmp / "summary.json") as p, open(p, "w", encoding="utf-8") as fh:
+            json.dump(_finite(summary), fh, indent=2)
+        write_qc_report(model_dir, qc_dir=tmp)
+        _swap(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if task == "segmentation":
+        _store_qc_threshold(model_dir, summary["qc_threshold"])
+    summary["output"] = str(out)
+    return _finite(summary)

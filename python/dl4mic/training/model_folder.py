@@ -1,0 +1,102 @@
+"""The model folder: its paths, model.yaml, and the environment recorded for reproducibility."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from ..data.io import atomic_path
+from ..errors import UserError
+
+MODEL_FILE = "model.yaml"
+OWNED = ("model.yaml", "weights", "checkpoint.pt", "training", "qc", "export")
+
+
+class ModelFolder:
+    """Paths inside one model folder (see docs/model-folder.md)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.config = self.root / MODEL_FILE
+        self.weights = self.root / "weights"
+        self.best = self.weights / "best.pt"
+        self.last = self.weights / "last.pt"
+        self.checkpoint = self.root / "checkpoint.pt"
+        self.training = self.root / "training"
+        self.log = self.training / "log.csv"
+        self.report = self.training / "report.pdf"
+
+    def read(self) -> dict:
+        if not self.config.is_file():
+            raise UserError(f"{self.root} is not a dl4mic model folder (no model.yaml); give the folder `dl4mic train` wrote.")
+        with open(self.config, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+
+    def write(self, config: dict) -> None:
+        write_yaml(self.config, config)
+
+    def prepare_new(self, overwrite: bool, inputs: list[Path]) -> None:
+        """Refuse to write into input folders or over an existing model unless `overwrite`; then clear it."""
+        root = self.root.resolve()
+        for folder in inputs:
+            if folder is None:
+                continue
+            folder = Path(folder).resolve()
+            folder = folder if folder.is_dir() else folder.parent
+            if root == folder or folder in root.parents:
+                raise UserError(f"The model folder {self.root} is inside the input folder {folder}; "
+                                f"choose a model folder outside your data.")
+        if root.exists() and any(root.iterdir()):
+            if not overwrite:
+                raise UserError(f"{self.root} already exists; choose a new --model folder, add --overwrite to replace "
+                                f"it, or --resume to continue its training.")
+            if not self.config.is_file():
+                raise UserError(f"{self.root} is not empty and is not a dl4mic model folder; choose a new --model folder.")
+            for name in OWNED:
+                p = root / name
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
+        root.mkdir(parents=True, exist_ok=True)
+
+
+def write_yaml(path: Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def environment(device) -> dict:
+    """Versions and hardware, so a model's provenance can be reproduced."""
+    import numpy
+    import torch
+
+    from .. import __version__
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    env = {
+        "dl4mic": __version__, "python": platform.python_version(), "torch": str(torch.__version__),
+        "numpy": str(numpy.__version__), "platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(), "device": str(device),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
