@@ -36,8 +36,10 @@ def mask_outlines(mask: np.ndarray, origin: tuple[int, int] = (0, 0)) -> list[np
         for r, c in zip(rows.tolist(), cols.tolist()):
             edges.setdefault((c + start[0], r + start[1]), []).append(step)
     loops = []
-    while edges:
-        start = min(edges, key=lambda v: (len(edges[v]), v[1], v[0]))  # prefer a plain corner
+    starts = iter(sorted(edges, key=lambda v: (len(edges[v]), v[1], v[0])))  # plain corners first
+    for start in starts:
+        if start not in edges:
+            continue
         x, y = start
         direction = None
         points = []  # (x, y, direction leaving the vertex), kept only where the direction changes
