@@ -21,6 +21,10 @@ def foreground(mask: np.ndarray, mask_foreground: str) -> np.ndarray:
     return (mask == 0) if mask_foreground == "zero" else (mask != 0)
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return (1 / (1 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+
+
 def label_components(mask: np.ndarray) -> np.ndarray:
     """Instance labels of a binary mask by 4-connected components (uint16, ImageJ-readable)."""
     from skimage.measure import label
@@ -55,21 +59,15 @@ class UNet2D(Network):
         """Choose the probability threshold with the best pooled IoU on the validation patches."""
         if not val_batches:
             return {"threshold": float(params["threshold"])}
-        probs, truths = [], []
-        for (x, y), logits in zip(val_batches, predict_batches(val_batches)):
-            probs.append(1 / (1 + np.exp(-logits.astype(np.float64))))
-            truths.append(y > 0.5)
-        prob, truth = np.concatenate([p.ravel() for p in probs]), np.concatenate([t.ravel() for t in truths])
-        best, best_iou = float(params["threshold"]), -1.0
-        for t in np.round(np.arange(0.05, 0.951, 0.05), 2):
-            pred = prob >= t
-            union = np.count_nonzero(pred | truth)
-            iou = np.count_nonzero(pred & truth) / union if union else 1.0
-            if iou > best_iou:
-                best, best_iou = float(t), iou
-        return {"threshold": best, "val_iou": float(best_iou)}
+        from ..qc.metrics import best_threshold, threshold_sweep_many
+
+        probs = [sigmoid(logits) for logits in predict_batches(val_batches)]
+        rows = threshold_sweep_many(probs, [y > 0.5 for _, y in val_batches])
+        best = best_threshold(rows, key="iou")
+        val_iou = next(r["iou"] for r in rows if r["threshold"] == best)
+        return {"threshold": float(best), "val_iou": float(val_iou)}
 
     def outputs(self, raw_output, image, normalizer, source_range, config):
-        prob = (1 / (1 + np.exp(-raw_output[0].astype(np.float64)))).astype(np.float32)
+        prob = sigmoid(raw_output[0])
         mask = prob >= float(config.get("threshold", 0.5))
         return {"probability": prob, "mask": (mask * 255).astype(np.uint8), "labels": label_components(mask)}
