@@ -114,8 +114,8 @@ def build_parser(network: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a previous demo in the work folder")
     _common(p)
 
-    p = sub.add_parser("fiji", help="install the Fiji menu scripts; push results to ImageJ", add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("fiji", help="install the Fiji menu scripts; push results to ImageJ (dl4mic fiji --help)",
+                   add_help=False)
     return parser
 
 
@@ -172,10 +172,6 @@ def run(args: argparse.Namespace, names: list[str]) -> int:
         print(f"Bundle written and validated: {path}")
     elif args.command == "demo":
         dl4mic.demo(args.workdir, epochs=args.epochs, overwrite=args.overwrite)
-    elif args.command == "fiji":
-        from .fiji.cli import main as fiji_main
-
-        return fiji_main(args.args)
     return 0
 
 
@@ -191,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
+        if argv[:1] == ["fiji"]:
+            from .fiji.cli import main as fiji_main
+
+            return fiji_main(argv[1:])
         network = _network_of(argv)
         names = []
         parser = build_parser(network)

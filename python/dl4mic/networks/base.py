@@ -51,6 +51,12 @@ class Network:
         raise NotImplementedError
 
     # --- training --------------------------------------------------------------------------------
+    def training_batch(self, x: np.ndarray, y: np.ndarray | None, rng: np.random.Generator,
+                       params: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Per-batch transform of sampled patches into (network input, loss target); e.g. Noise2Void masks
+        pixels here. Applied to training and (once, fixed) validation batches."""
+        return x, y
+
     def loss(self, params: dict) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         raise NotImplementedError
 

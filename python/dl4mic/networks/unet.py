@@ -16,16 +16,35 @@ def _block(cin: int, cout: int, kernel: int, batch_norm: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class MaxBlurPool(nn.Module):
+    """Anti-aliased down-sampling (Zhang, ICML 2019) as N2V2 uses it: a 2x2 max-pool with stride 1, then
+    a normalised 3x3 binomial blur with stride 2 (per channel). Halves even sides like `MaxPool2d(2)`."""
+
+    def __init__(self):
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16.0)[None, None], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.max_pool2d(x, kernel_size=2, stride=1)
+        c = x.shape[1]
+        return nn.functional.conv2d(x, self.kernel.to(x.dtype).expand(c, 1, 3, 3), stride=2, padding=1, groups=c)
+
+
 class UNet(nn.Module):
     """U-Net (Ronneberger 2015) as CSBDeep builds it: two convolutions per level, max-pool down,
-    nearest up-sampling and concatenation up, 1x1 output; `residual` adds the input (CARE)."""
+    nearest up-sampling and concatenation up, 1x1 output; `residual` adds the input (CARE).
+
+    N2V2 (Hoeck et al. 2022) options: `blur_pool` replaces max-pooling by max-blur-pooling, and
+    `top_skip=False` drops the skip connection of the top (full-resolution) level."""
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 2, filters: int = 32,
-                 kernel_size: int = 3, batch_norm: bool = False, residual: bool = False):
+                 kernel_size: int = 3, batch_norm: bool = False, residual: bool = False,
+                 blur_pool: bool = False, top_skip: bool = True):
         super().__init__()
         if residual and in_channels != out_channels:
             raise ValueError("a residual U-Net needs as many output as input channels")
-        self.depth, self.residual = depth, residual
+        self.depth, self.residual, self.top_skip = depth, residual, top_skip
         self.down = nn.ModuleList()
         c, widths = in_channels, []
         for level in range(depth):
@@ -37,10 +56,11 @@ class UNet(nn.Module):
         c = filters * 2 ** depth
         self.up = nn.ModuleList()
         for level in reversed(range(depth)):
-            self.up.append(_block(c + widths[level], widths[level], kernel_size, batch_norm))
+            skip = widths[level] if (level > 0 or top_skip) else 0
+            self.up.append(_block(c + skip, widths[level], kernel_size, batch_norm))
             c = widths[level]
         self.head = nn.Conv2d(c, out_channels, 1)
-        self.pool = nn.MaxPool2d(2)
+        self.pool = MaxBlurPool() if blur_pool else nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips, h = [], x
@@ -51,7 +71,8 @@ class UNet(nn.Module):
         h = self.bottom(h)
         for block in self.up:
             h = nn.functional.interpolate(h, scale_factor=2, mode="nearest")
-            h = block(torch.cat([h, skips.pop()], dim=1))
+            skip = skips.pop()
+            h = block(torch.cat([h, skip], dim=1) if (skips or self.top_skip) else h)
         out = self.head(h)
         return out + x if self.residual else out
 

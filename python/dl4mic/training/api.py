@@ -159,7 +159,9 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     if val_regions:
         val_sampler = PatchSampler(val_regions, summary.shapes, cache, p["patch_size"],
                                    np.random.default_rng(p["seed"] + 1))
-        val_batches = fixed_batches(val_sampler, p["val_patches"], p["batch_size"])
+        val_rng = np.random.default_rng(p["seed"] + 2)
+        val_batches = [net.training_batch(x, y, val_rng, p)
+                       for x, y in fixed_batches(val_sampler, p["val_patches"], p["batch_size"])]
 
     if not resume:
         config = {
@@ -221,7 +223,7 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
             module.train()
             losses = []
             for _ in range(int(p["steps_per_epoch"])):
-                x, y = sampler.sample(p["batch_size"])
+                x, y = net.training_batch(*sampler.sample(p["batch_size"]), rng, p)
                 xt, yt = _to_tensor(x, dev), _to_tensor(y, dev)
                 optimizer.zero_grad(set_to_none=True)
                 with _autocast(dev, precision):

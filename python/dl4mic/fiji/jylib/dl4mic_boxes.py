@@ -117,9 +117,10 @@ def _parse_transposed(rows, where):
 
 def read_boxes(path):
     """Boxes from a CSV file in any known layout."""
+    path = "%s" % (path.getPath() if hasattr(path, "getPath") else path)
     handle = open(path, "r")
     try:
-        return parse_rows(list(csv.reader(handle)), str(path))
+        return parse_rows(list(csv.reader(handle)), path)
     finally:
         handle.close()
 

@@ -26,6 +26,13 @@ class BridgeError(ValueError):
     """A problem the user can fix; the message is one sentence naming the fix."""
 
 
+def path_of(f):
+    """A text path from a java.io.File (what Fiji passes for File parameters), a string, or None."""
+    if f is None:
+        return None
+    return "%s" % (f.getPath() if hasattr(f, "getPath") else f)
+
+
 # --- labels -> ROIs (exact: threshold each label, selection from the threshold) ---
 
 def label_boxes(ip):
@@ -61,7 +68,7 @@ def label_roi(ip, value, box):
     if roi is None:
         return None
     bounds = roi.getBounds()
-    roi.setLocation(int(bounds.x + x0), int(bounds.y + y0))
+    roi.setLocation(float(bounds.x + x0), float(bounds.y + y0))  # the (double, double) overload: unambiguous in JPype
     return roi
 
 
@@ -87,7 +94,7 @@ def labels_to_rois(imp, boxes_per_plane=None):
 # --- ROIs -> label image / training mask ---
 
 def label_from_name(name):
-    match = _LABEL_NAME.match(str(name or ""))
+    match = _LABEL_NAME.match("%s" % (name or ""))
     return int(match.group(1)) if match else None
 
 
@@ -136,7 +143,7 @@ def rois_to_mask(rois, width, height, planes=1):
 
 def read_rois(path):
     """ROIs from an ImageJ .roi or ROI-set .zip (no ROI Manager window needed)."""
-    path = str(path)
+    path = path_of(path)
     if not os.path.isfile(path):
         raise BridgeError("The ROI file %s does not exist; give a .zip or .roi saved by the ROI Manager." % path)
     if not path.lower().endswith(".zip"):
@@ -167,14 +174,14 @@ def read_rois(path):
 
 def write_rois(rois, path):
     """An ROI-set zip (entries named after the ROIs, made unique), written to a temp file then renamed."""
-    path = str(path)
+    path = path_of(path)
     tmpdir = tempfile.mkdtemp(prefix="dl4mic-rois-")
     part = path + ".part"
     try:
         archive = zipfile.ZipFile(part, "w")
         seen = {}
         for i, roi in enumerate(rois):
-            name = roi.getName() or ("roi-%04d" % (i + 1))
+            name = "%s" % (roi.getName() or ("roi-%04d" % (i + 1)))
             seen[name] = seen.get(name, 0) + 1
             entry = name if seen[name] == 1 else "%s-%d" % (name, seen[name])
             tmp = os.path.join(tmpdir, "%06d.roi" % i)
@@ -197,14 +204,16 @@ def _replace(src, dst):
 
 def save_tiff(imp, path, overwrite=False):
     """Save an ImagePlus as TIFF via a temp file; refuses to overwrite unless asked."""
-    path = str(path)
+    path = path_of(path)
     if os.path.exists(path) and not overwrite:
         raise BridgeError("%s already exists; tick 'overwrite' or choose another folder." % path)
     folder = os.path.dirname(path)
     if folder and not os.path.isdir(folder):
         os.makedirs(folder)
     part = path + ".part.tif"
-    if not IJ.saveAsTiff(imp, part):
+    out = imp.createImagePlus()  # saving renames the ImagePlus: keep the user's image untouched
+    out.setStack(imp.getStack(), imp.getNChannels(), imp.getNSlices(), imp.getNFrames())
+    if not IJ.saveAsTiff(out, part):
         raise BridgeError("%s could not be written; check that the folder is writable." % path)
     _replace(part, path)
     return path
@@ -268,7 +277,7 @@ def measure(imp, rois):
         imp.setRoi(roi, False)
         stats = imp.getStatistics(options)
         bounds = roi.getBounds()
-        rows.append({"name": str(roi.getName()), "area": int(stats.pixelCount), "mean": float(stats.mean),
+        rows.append({"name": "%s" % roi.getName(), "area": int(stats.pixelCount), "mean": float(stats.mean),
                      "x": float(stats.xCentroid), "y": float(stats.yCentroid),
                      "bx": int(bounds.x), "by": int(bounds.y), "width": int(bounds.width),
                      "height": int(bounds.height), "slice": roi_plane(roi)})
@@ -278,5 +287,5 @@ def measure(imp, rois):
 
 def image_stem(imp):
     """File-name stem of an ImagePlus (its title without extension), the root of output names."""
-    title = str(imp.getTitle())
+    title = "%s" % imp.getTitle()
     return title.rsplit(".", 1)[0] if "." in title else title

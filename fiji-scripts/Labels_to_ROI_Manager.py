@@ -1,0 +1,17 @@
+#@ ImagePlus (label="Label image (0 = background, each object one value)") labels
+#@ boolean (label="Replace the ROIs already in the ROI Manager", value=true) replace
+# dl4mic: label image -> one ROI per object in the ROI Manager, exactly (holes and
+# multi-part objects kept: each label is thresholded and turned into a selection).
+from ij import IJ
+
+import dl4mic_ij
+import dl4mic_run
+
+try:
+    if labels is None:
+        raise dl4mic_ij.BridgeError("No image is open; open a label image (e.g. a *_labels.tif) first.")
+    rois = dl4mic_ij.labels_to_rois(labels)
+    dl4mic_ij.add_to_manager(rois, labels, replace)
+    IJ.showStatus("dl4mic: %d ROIs from %s" % (len(rois), labels.getTitle()))
+except dl4mic_run.USER_ERRORS as error:
+    dl4mic_run.report("Labels to ROI Manager", error)

@@ -1,0 +1,33 @@
+#@ ImagePlus (label="Image the ROIs were drawn on") image
+#@ File (label="Target folder (training masks)", style="directory") target_dir
+#@ String (label="Target kind", choices={"binary mask (U-Net)", "label image (instances)"}, value="binary mask (U-Net)") kind
+#@ File (label="Source folder (a copy of the image goes here if missing)", style="directory", required=false) source_dir
+#@ boolean (label="Overwrite existing files", value=false) overwrite
+# dl4mic: the ROI Manager's (reviewed, fixed) ROIs -> a training target named like the
+# image, so that `dl4mic train --source SOURCE --target TARGET` pairs them.
+import os
+
+from ij import IJ
+
+import dl4mic_ij
+import dl4mic_run
+
+try:
+    if image is None:
+        raise dl4mic_ij.BridgeError("No image is open; open the image the ROIs belong to first.")
+    rois = dl4mic_ij.manager_rois()
+    if not rois:
+        raise dl4mic_ij.BridgeError("The ROI Manager is empty; add or load ROIs before saving training masks.")
+    paint = dl4mic_ij.rois_to_mask if kind.startswith("binary") else dl4mic_ij.rois_to_labels
+    target = paint(rois, image.getWidth(), image.getHeight(), image.getStackSize())
+    name = dl4mic_ij.image_stem(image) + ".tif"
+    path = dl4mic_ij.save_tiff(target, os.path.join(dl4mic_ij.path_of(target_dir), name), overwrite)
+    IJ.log("dl4mic: %d ROIs saved as %s" % (len(rois), path))
+    if source_dir is not None:
+        copy = os.path.join(dl4mic_ij.path_of(source_dir), name)
+        if os.path.exists(copy) and not overwrite:
+            IJ.log("dl4mic: kept the existing source image %s" % copy)
+        else:
+            IJ.log("dl4mic: source image saved as %s" % dl4mic_ij.save_tiff(image, copy, overwrite))
+except dl4mic_run.USER_ERRORS as error:
+    dl4mic_run.report("ROI Manager to training masks", error)

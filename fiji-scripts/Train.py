@@ -1,0 +1,22 @@
+#@ String (label="Network", choices={"care2d", "unet2d"}) network
+#@ File (label="Source images (folder)", style="directory") source
+#@ File (label="Target images (folder, same file names; empty for self-supervised networks)", style="directory", required=false) target
+#@ File (label="Model folder to create", style="directory") model
+#@ boolean (label="Overwrite an existing model", value=false) overwrite
+# dl4mic: train a network on paired source/target folders. A second dialog asks for
+# the network's basic parameters (from model-specs/). Esc cancels training.
+from ij import IJ
+
+import dl4mic_ij
+import dl4mic_run
+
+try:
+    params = dl4mic_run.ask_parameters(network)
+    if params is not None:
+        done = dl4mic_run.run("train", "dl4mic train", network=network, source=dl4mic_ij.path_of(source),
+                              target=dl4mic_ij.path_of(target),
+                              model=dl4mic_ij.path_of(model), params=params, overwrite=overwrite)
+        if done:
+            IJ.log("dl4mic: model saved in %s; check it with Plugins > dl4mic > QC" % dl4mic_ij.path_of(model))
+except dl4mic_run.USER_ERRORS as error:
+    dl4mic_run.report("Train", error)

@@ -1,0 +1,201 @@
+"""`dl4mic export`: a model folder -> NAME.bioimage.io.zip (bioimage.io spec 0.5, DeepImageJ-ready),
+validated with bioimageio.core's model test and the zoo's DeepImageJ check before it is kept;
+and the way back: `model_dir_from_bundle(zip)` for `dl4mic predict BUNDLE.zip` and `train --from`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..errors import UserError
+from .extract import cache_root, safe_extract, sha256_file
+
+# attachments that make a bundle a dl4mic model folder again (flat names: packaging flattens paths)
+MODEL_YAML = "dl4mic_model_config.yaml"  # not *model.yaml: bioimageio reserves that suffix
+QC_SUMMARY = "dl4mic_qc_summary.json"
+TRAINING_LOG = "dl4mic_training_log.csv"
+STATE_DICT = "weights.pt"
+WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
+SAMPLE_SIDE = 256
+
+
+# --------------------------------------------------------------------------------------------------
+# export
+# --------------------------------------------------------------------------------------------------
+def default_output(model_dir: Path, config: dict) -> Path:
+    return model_dir / "export" / f"{_safe_name(config.get('name') or model_dir.name)}.bioimage.io.zip"
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)).strip("._") or "model"
+
+
+def export(model, output=None, *, overwrite: bool = False, sample=None, authors=None, test: bool = True,
+           weight_formats=WEIGHT_FORMATS) -> Path:
+    """Write the bioimage.io bundle of the model folder `model` and return its path.
+
+    `output`: the zip to write (default MODEL/export/NAME.bioimage.io.zip); an existing one is kept unless
+    `overwrite`. `sample`: image for the test/sample tensors and cover (default: a validation image of
+    the training data, else a QC test image). `authors`: names (or bioimage.io author dicts) for the rdf.
+    `test`: run bioimageio.core's model test for every weight format and the DeepImageJ check; the
+    bundle is written only if they pass (UserError otherwise). Nothing is written outside the output's
+    folder; the zip appears atomically."""
+    from ..predict.model import LoadedModel
+
+    model_dir = Path(model)
+    if model_dir.is_file() and model_dir.suffix == ".zip":
+        raise UserError(f"{model_dir} is already a bundle; give the model folder that `dl4mic train` wrote.")
+    m = LoadedModel(model_dir, device="cpu")
+    out = Path(output) if output else default_output(model_dir, m.config)
+    if out.suffix != ".zip":
+        raise UserError(f"--output {out} must be a .zip file, e.g. {out.name}.bioimage.io.zip.")
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} already exists; rerun with --overwrite to replace it, or give another --output.")
+    image = _sample_image(m, sample)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        from .describe import build_bundle
+
+        tmp_zip = build_bundle(m, image, stage, authors=authors, weight_formats=tuple(weight_formats),
+                               file_name=out.name)
+        if test:
+            validate_bundle(tmp_zip)
+        os.replace(tmp_zip, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+def validate_bundle(path: Path) -> dict:
+    """bioimageio.core's model test (every weight format in the bundle), then the offline DeepImageJ check.
+
+    Raises UserError (one sentence, exit code 2) naming the first failure."""
+    from .dij import DijIncompatible, check_deepimagej
+
+    summary = run_bioimageio_test(path)
+    results = {"bioimageio": summary.status}
+    if summary.status != "passed":
+        raise UserError(f"The exported bundle failed bioimageio.core's model test ({_first_error(summary)}); "
+                        f"the bundle was not written; please report this dl4mic bug with the model's model.yaml.")
+    try:
+        results["deepimagej"] = check_deepimagej(path)
+    except DijIncompatible as exc:
+        raise UserError(f"The exported bundle would not run in DeepImageJ ({exc}); the bundle was not "
+                        f"written.") from None
+    return results
+
+
+def run_bioimageio_test(path: Path, weight_format: str | None = None):
+    """`bioimageio test` on a zip (all weight formats, or one), offline; returns the ValidationSummary."""
+    _quiet_bioimageio()
+    from bioimageio.core import test_model
+
+    return test_model(Path(path), weight_format=weight_format, devices=["cpu"])
+
+
+def _first_error(summary) -> str:
+    for detail in summary.details:
+        if detail.status != "passed":
+            for err in detail.errors:
+                first = str(err.msg).strip().splitlines()[0] if str(err.msg).strip() else "failed"
+                return f"{detail.name}: {first}"[:300]
+            return detail.name
+    return "no detail"
+
+
+def _quiet_bioimageio() -> None:
+    """No log spam from bioimageio.* during export (its results are reported in our own words)."""
+    try:
+        from loguru import logger
+
+        logger.disable("bioimageio")
+    except Exception:  # loguru is a bioimageio dependency; nothing to do without it
+        pass
+
+
+def _sample_image(m, sample) -> np.ndarray:
+    """A raw 2D image for the test/sample tensors: given, else a validation/training/QC image."""
+    from ..data.io import read_image
+
+    candidates = [Path(sample)] if sample else []
+    if not sample:
+        data = m.config.get("data") or {}
+        root = Path(data["source"]) if data.get("source") else None
+        if root is not None:
+            candidates += [root / f for f in list(data.get("val_files") or []) + list(data.get("train_files") or [])]
+        qc = m.dir / "qc" / "summary.json"
+        if qc.is_file():
+            test_data = json.loads(qc.read_text(encoding="utf-8")).get("test_data") or {}
+            if test_data.get("source"):
+                candidates += [Path(test_data["source"]) / f for f in test_data.get("files", [])]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        if sample:
+            raise UserError(f"Sample image {sample} does not exist; give an image file like the training inputs.")
+        raise UserError(f"No training or QC image of {m.dir} is reachable to make the bundle's test image; "
+                        f"pass sample=IMAGE (--sample IMAGE) with one input image.")
+    image = np.asarray(read_image(path))
+    if image.ndim != 2:
+        raise UserError(f"Sample image {path} has shape {image.shape}; give a 2D single-channel image.")
+    mult, halo = m.network.multiple(m.params), m.network.halo(m.params)
+    h, w = (min(s, SAMPLE_SIDE) // mult * mult for s in image.shape)
+    if min(h, w) < 2 * halo + mult:
+        raise UserError(f"Sample image {path} is {image.shape[0]}x{image.shape[1]} pixels; the bundle's test image "
+                        f"needs at least {2 * halo + mult}x{2 * halo + mult}; pass a larger sample image.")
+    y0, x0 = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+    return image[y0:y0 + h, x0:x0 + w]
+
+
+# --------------------------------------------------------------------------------------------------
+# import
+# --------------------------------------------------------------------------------------------------
+def model_dir_from_bundle(zip_path) -> Path:
+    """The dl4mic model folder inside a dl4mic bundle, extracted safely into the bundle cache
+    (`$DL4MIC_CACHE/bundles/<sha256>/`, default ~/.cache/dl4mic/bundles); reused on later calls."""
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise UserError(f"{zip_path} does not exist; give a bioimage.io bundle zip or a model folder.")
+    root = cache_root() / sha256_file(zip_path)[:32]
+    model_dir = root / "model"
+    if (model_dir / "model.yaml").is_file() and (model_dir / "weights" / "best.pt").is_file():
+        return model_dir
+    bundle = root / "bundle"
+    if not bundle.is_dir():
+        safe_extract(zip_path, bundle)
+    rdf_path = next((bundle / n for n in ("rdf.yaml", "bioimageio.yaml") if (bundle / n).is_file()), None)
+    if rdf_path is None:
+        raise UserError(f"{zip_path} has no rdf.yaml; it is not a bioimage.io model bundle.")
+    if not (bundle / MODEL_YAML).is_file() or not (bundle / STATE_DICT).is_file():
+        raise UserError(f"{zip_path} was not exported by dl4mic (no {MODEL_YAML} inside); dl4mic predicts and "
+                        f"fine-tunes its own bundles — run foreign bundles in DeepImageJ or bioimageio.core.")
+    tmp = Path(tempfile.mkdtemp(prefix=".model-", dir=root))
+    try:
+        (tmp / "weights").mkdir()
+        shutil.copyfile(bundle / MODEL_YAML, tmp / "model.yaml")
+        shutil.copyfile(bundle / STATE_DICT, tmp / "weights" / "best.pt")
+        if (bundle / TRAINING_LOG).is_file():
+            (tmp / "training").mkdir()
+            shutil.copyfile(bundle / TRAINING_LOG, tmp / "training" / "log.csv")
+        if (bundle / QC_SUMMARY).is_file():
+            (tmp / "qc").mkdir()
+            shutil.copyfile(bundle / QC_SUMMARY, tmp / "qc" / "summary.json")
+        with open(tmp / "model.yaml", encoding="utf-8") as fh:
+            config = yaml.safe_load(fh) or {}
+        if "network" not in config:
+            raise UserError(f"{zip_path} carries a damaged {MODEL_YAML} (no network); export the model again.")
+        if model_dir.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.replace(tmp, model_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return model_dir

@@ -1,0 +1,370 @@
+"""Build the bundle: weights, test/sample tensors, cover, README and the rdf (bioimage.io spec 0.5).
+
+The rdf is validated with bioimageio.spec's v0_5 classes and packaged with `save_bioimageio_package`,
+then rewritten for DeepImageJ: the `ensure_dtype` steps the spec inserts are dropped (DeepImageJ does
+not run them; every tensor is float32 already, so they are no-ops), and documentation/covers stay
+plain file names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .. import __version__
+from ..networks.export_specs import export_spec
+from . import weights as W
+from .bundle import MODEL_YAML, QC_SUMMARY, STATE_DICT, TRAINING_LOG
+from .dij import apply_op
+
+INPUT_ID = "input"
+# Plain file names for documentation/covers are the spec's form up to 0.5.10 (0.5.11+ wants {source: ...}
+# maps, which DeepImageJ does not read); bioimageio.spec converts them on load, so both read the rdf.
+RDF_FORMAT_VERSION = "0.5.4"
+EPS = 1e-6
+DL4MIC_CITATION = {"text": "von Chamier L, Laine RF, Jukkala J, et al. Democratising deep learning for microscopy with "
+                           "ZeroCostDL4Mic. Nature Communications 12, 2276 (2021).",
+                   "doi": "10.1038/s41467-021-22518-0"}
+
+
+def _rdf_name(title: str, name: str) -> str:
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+- ()")
+    text = "".join(c if c in allowed else "-" for c in f"{title} {name}")
+    return " ".join(text.split())[:64].ljust(5, "_")
+
+
+def _qc_summary(model_dir: Path) -> dict | None:
+    path = model_dir / "qc" / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _cover(x: np.ndarray, y: np.ndarray, path: Path) -> None:
+    """input | output, each scaled to its 1-99.8 percentiles (2:1 for square images)."""
+    from PIL import Image
+
+    def u8(a):
+        a = np.asarray(a, np.float64)
+        lo, hi = np.percentile(a, [1, 99.8])
+        return (np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1) * 255).astype(np.uint8)
+
+    Image.fromarray(np.concatenate([u8(x), u8(y)], axis=1)).save(path)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+def _readme(m, spec, es, image_shape, qc: dict | None, halo: int, mult: int, out_units: str) -> str:
+    c, p = m.config, m.params
+    data, training = c.get("data") or {}, c.get("training") or {}
+    norm = c["normalization"]["source"]
+    lines = [f"# {spec.title}: {c.get('name', m.dir.name)}", "", spec.summary.strip(), "",
+             f"Trained and exported with dl4mic {__version__} (the local successor of the ZeroCostDL4Mic notebooks).",
+             "", "## Input and output", "",
+             f"- **Input** `{INPUT_ID}`: one 2D single-channel image in raw units (any bit depth). Pre-processing "
+             f"`scale_range` maps each image's percentile {norm['low']:g} to 0 and its percentile {norm['high']:g} "
+             f"to 1, as in training.",
+             f"- **Output** `{es.output_id}`: {es.output_description}", "", es.units_note, "",
+             f"Images of any size are processed in tiles: sides are multiples of {mult} (min {2 * halo + mult}), and "
+             f"{halo} pixels of context (the U-Net's receptive field) are discarded at each tile border.", "",
+             "## Use it", "",
+             "- Fiji: DeepImageJ → *Install model* from this zip, then *DeepImageJ Run* on an open image.",
+             "- Python: `bioimageio predict` (bioimageio.core), or `dl4mic predict THIS.zip --input DIR --output DIR` "
+             "(writes outputs in the training targets' units, and masks/labels for segmentation).", "",
+             "## Training data", "",
+             f"- Source images: `{data.get('source')}`" + (f"; targets: `{data.get('target')}`" if data.get("target") else ""),
+             f"- {data.get('n_pairs', '?')} image pair(s); {len(data.get('train_files') or [])} for training, "
+             f"{len(data.get('val_files') or [])} for validation; source dtype {data.get('source_dtype')}.",
+             f"- Training: {training.get('epochs_done', '?')} epoch(s), best epoch {training.get('best_epoch', '?')} "
+             f"(validation loss {_fmt(training.get('best_val_loss'))}), {_fmt(training.get('seconds'))} s on "
+             f"{(c.get('environment') or {}).get('device', '?')}.", "",
+             "## Parameters", "", "| parameter | value |", "| --- | --- |"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in p.items()]
+    lines += ["", "# Validation", ""]
+    if qc:
+        td = qc.get("test_data") or {}
+        lines += [f"Quality control by `dl4mic qc` on {td.get('n_images', '?')} test image(s) with ground "
+                  f"truth (`{td.get('source')}`), {qc.get('date', '')}. Mean scores per image; the baselines show "
+                  f"what simple methods reach on the same images.", ""]
+        seen = set((data.get("train_files") or [])) | set((data.get("val_files") or []))
+        if td.get("source") == data.get("source") and seen & set(td.get("files") or []):
+            lines += ["**Caution:** some QC images were also used for training or validation, so these scores "
+                      "are optimistic; score the model on held-out images for an unbiased estimate.", ""]
+        metrics = qc.get("metrics") or {"model": qc.get("means", {})}
+        names = list(next(iter(metrics.values()), {}).keys())
+        lines += ["| method | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+        for method, scores in metrics.items():
+            lines.append(f"| {method} | " + " | ".join(_fmt(scores.get(n)) for n in names) + " |")
+        for method, text in (qc.get("baselines") or {}).items():
+            lines.append(f"\n- {method}: {text}")
+        if "qc_threshold" in qc:
+            lines.append(f"\nBest probability threshold on the QC images: {qc['qc_threshold']:g} "
+                         f"(used by this bundle's `binarize`; `dl4mic predict` uses the model's threshold "
+                         f"{_fmt(c.get('threshold'))} unless given --threshold).")
+        lines += ["", "The full QC summary is attached as `" + QC_SUMMARY + "`."]
+    else:
+        lines += ["**This model has not been through quality control** (`dl4mic qc MODEL --source TEST --target "
+                  "TRUTH` scores it against ground truth); export again after QC to include the results."]
+    lines += ["", "## Citations", ""]
+    for cite in spec.citations:
+        lines.append(f"- {cite['text']}" + (f" doi:{cite['doi']}" if cite.get("doi") else ""))
+    lines += ["- dl4mic: deep learning for microscopists who work in Fiji (this software), built on the "
+              "ZeroCostDL4Mic workflow cited above.", ""]
+    return "\n".join(lines)
+
+
+def _config(m, spec, es, qc, image_shape, out_shape, out_units: str, training_hours, n_params) -> dict:
+    from bioimageio.spec.model import v0_5 as v
+
+    p, c = m.params, m.config
+    if m.task == "segmentation":
+        loss = f"BCEWithLogitsLoss + {p.get('dice_weight', 0)} x soft Dice"
+    else:
+        loss = "L1Loss (MAE)" if p.get("loss") == "mae" else "MSELoss"
+    norm = c["normalization"]["source"]
+    training = v.TrainingDetails(
+        training_preprocessing=(f"per-image percentile normalisation ({norm['low']:g}-{norm['high']:g}); random "
+                                f"{p.get('patch_size')}-pixel patches" + ("; random flips and 90-degree rotations"
+                                                                          if p.get("augment") else "")),
+        training_epochs=float((c.get("training") or {}).get("epochs_done") or p.get("epochs")),
+        training_batch_size=float(p["batch_size"]), initial_learning_rate=float(p["learning_rate"]),
+        learning_rate_schedule=f"ReduceLROnPlateau on validation loss (factor {p.get('lr_factor')}, "
+                               f"patience {p.get('lr_patience')})",
+        loss_function=loss, optimizer="torch.optim.Adam", training_duration=training_hours)
+    bioimageio = v.BioimageioConfig(training=training, architecture_type="U-Net", task=m.task,
+                                    model_parameter_count=n_params,
+                                    architecture_description=f"{spec.title}: dl4mic U-Net (depth {p['depth']}, "
+                                                             f"{p['filters']} filters, kernel {p['kernel_size']})")
+    h, w = image_shape
+    deepimagej = {
+        "pyramidal_model": False, "allow_tiling": True, "model_keys": None,
+        "prediction": {"preprocess": [{"spec": None}], "postprocess": [{"spec": None}]},
+        "test_information": {
+            "inputs": [{"name": "sample_input.tif", "size": f"{w} x {h} x 1 x 1",
+                        "pixel_size": {"x": "1 pixel", "y": "1 pixel", "z": "1 pixel"}}],
+            "outputs": [{"name": "sample_output.tif", "type": "image", "size": f"{out_shape[1]} x {out_shape[0]} x 1 x 1"}],
+            "memory_peak": None, "runtime": None},
+    }
+    dl4mic = {
+        "version": __version__, "network": c["network"], "task": m.task, "model_name": c.get("name"),
+        "normalization": c["normalization"], "output_units": out_units,
+        "threshold": c.get("threshold"), "qc_threshold": c.get("qc_threshold"),
+        "files": {"model_yaml": MODEL_YAML, "state_dict": STATE_DICT,
+                  "qc_summary": QC_SUMMARY if qc else None, "training_log": TRAINING_LOG},
+        "qc": None if not qc else {k: qc.get(k) for k in ("date", "main_metric", "metrics", "test_data",
+                                                          "qc_threshold", "model_threshold") if k in qc},
+    }
+    return {"bioimageio": bioimageio, "deepimagej": deepimagej, "dl4mic": dl4mic, **es.extra_config}
+
+
+def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_formats=("pytorch_state_dict",
+                 "torchscript", "onnx"), file_name: str = "model.bioimage.io.zip") -> Path:
+    """Write every file into `stage/files`, package them as `stage/file_name`; returns the zip."""
+    import tifffile
+    import torch
+    from bioimageio.spec import save_bioimageio_package
+    from bioimageio.spec.model import v0_5 as v
+
+    spec, c = m.spec, m.config
+    es = export_spec(c)
+    files = stage / "files"
+    files.mkdir(parents=True)
+    mult, halo = int(m.network.multiple(m.params)), int(m.network.halo(m.params))
+
+    # --- weights ---
+    module, kwargs = W.build_bundle_module(m.module.to("cpu").eval(), es.sigmoid)
+    example = torch.zeros(1, 1, 2 * halo + mult, 2 * halo + mult)
+    W.save_state_dict(module, files / STATE_DICT)
+    (files / W.ARCH_FILE).write_text(W.architecture_source(), encoding="utf-8")
+    W.save_torchscript(module, example, files / "model_torchscript.pt")
+    W.save_onnx(module, example, files / "model.onnx", INPUT_ID, es.output_id)
+
+    # --- test/sample tensors: raw input; output from the packaged ONNX weights (what DeepImageJ runs) ---
+    norm = c["normalization"]["source"]
+    pre = {"id": "scale_range", "kwargs": {"axes": ["y", "x"], "min_percentile": float(norm["low"]),
+                                           "max_percentile": float(norm["high"]), "eps": EPS}}
+    post = [{"id": op, "kwargs": kw} for op, kw in es.postprocessing]
+    axes = ["batch", "channel", "y", "x"]
+    x_raw = np.ascontiguousarray(image, dtype=np.float32)[None, None]
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(files / "model.onnx"), providers=["CPUExecutionProvider"])
+    y = session.run(None, {INPUT_ID: apply_op(pre, x_raw, axes)})[0]
+    for op in post:
+        y = apply_op(op, y, axes)
+    y = y.astype(np.float32)
+    np.save(files / "test_input.npy", x_raw)
+    np.save(files / "test_output.npy", y)
+    tifffile.imwrite(files / "sample_input.tif", x_raw[0, 0])
+    tifffile.imwrite(files / "sample_output.tif", y[0, 0])
+    _cover(x_raw[0, 0], y[0, 0], files / "cover.png")
+
+    # --- documentation and attachments ---
+    qc = _qc_summary(m.dir)
+    out_units = "raw" if (es.postprocessing and es.postprocessing[0][0] == "scale_linear") else (
+        "mask" if m.task == "segmentation" else "normalised")
+    (files / "README.md").write_text(_readme(m, spec, es, image.shape, qc, halo, mult, out_units), encoding="utf-8")
+    with open(m.dir / "model.yaml", encoding="utf-8") as fh:
+        (files / MODEL_YAML).write_text(yaml.safe_dump(yaml.safe_load(fh), sort_keys=False), encoding="utf-8")
+    attachments = [files / MODEL_YAML]
+    if qc:
+        (files / QC_SUMMARY).write_text(json.dumps(qc, indent=2), encoding="utf-8")
+        attachments.append(files / QC_SUMMARY)
+    log = m.dir / "training" / "log.csv"
+    if log.is_file():
+        (files / TRAINING_LOG).write_bytes(log.read_bytes())
+        attachments.append(files / TRAINING_LOG)
+
+    # --- rdf ---
+    def space_in(a):
+        return v.SpaceInputAxis(id=v.AxisId(a), size=v.ParameterizedSize(min=2 * halo + mult, step=mult))
+
+    def space_out(a):
+        return v.SpaceOutputAxisWithHalo(id=v.AxisId(a), halo=halo,
+                                         size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId(a)))
+
+    procs = {"binarize": (v.BinarizeDescr, v.BinarizeKwargs), "scale_linear": (v.ScaleLinearDescr, v.ScaleLinearKwargs),
+             "clip": (v.ClipDescr, v.ClipKwargs), "sigmoid": (v.SigmoidDescr, None)}
+
+    def proc(op):
+        cls, kw = procs[op["id"]]
+        return cls(kwargs=kw(**op["kwargs"])) if kw else cls()
+
+    inp = v.InputTensorDescr(
+        id=v.TensorId(INPUT_ID), description="Raw 2D single-channel image (any intensity range).",
+        axes=[v.BatchAxis(), v.ChannelAxis(channel_names=["raw"]), space_in("y"), space_in("x")],
+        test_tensor=v.FileDescr(source=files / "test_input.npy"),
+        sample_tensor=v.FileDescr(source=files / "sample_input.tif"),
+        data=v.IntervalOrRatioDataDescr(type="float32"),
+        preprocessing=[v.ScaleRangeDescr(kwargs=v.ScaleRangeKwargs(
+            axes=[v.AxisId("y"), v.AxisId("x")], min_percentile=pre["kwargs"]["min_percentile"],
+            max_percentile=pre["kwargs"]["max_percentile"], eps=EPS))])
+    out = v.OutputTensorDescr(
+        id=v.TensorId(es.output_id), description=es.output_description,
+        axes=[v.BatchAxis(), v.ChannelAxis(channel_names=[es.output_id]), space_out("y"), space_out("x")],
+        test_tensor=v.FileDescr(source=files / "test_output.npy"),
+        sample_tensor=v.FileDescr(source=files / "sample_output.tif"),
+        data=v.IntervalOrRatioDataDescr(type="float32"),
+        postprocessing=[proc(op) for op in post])
+    torch_version = v.Version(torch.__version__.split("+")[0])
+    weights = {}
+    if "pytorch_state_dict" in weight_formats:
+        weights["pytorch_state_dict"] = v.PytorchStateDictWeightsDescr(
+            source=files / STATE_DICT, pytorch_version=torch_version,
+            architecture=v.ArchitectureFromFileDescr(source=files / W.ARCH_FILE, callable=W.ARCH_CALLABLE,
+                                                     kwargs=kwargs))
+    parent = "pytorch_state_dict" if "pytorch_state_dict" in weights else None
+    if "torchscript" in weight_formats:
+        weights["torchscript"] = v.TorchscriptWeightsDescr(source=files / "model_torchscript.pt",
+                                                           pytorch_version=torch_version, parent=parent)
+    if "onnx" in weight_formats:
+        weights["onnx"] = v.OnnxWeightsDescr(source=files / "model.onnx", opset_version=W.ONNX_OPSET, parent=parent)
+    n_params = int(sum(t.numel() for t in module.parameters()))
+    hours = (c.get("training") or {}).get("seconds")
+    config = _config(m, spec, es, qc, image.shape, y.shape[-2:], out_units,
+                     float(hours) / 3600 if hours is not None else None, n_params)
+    names = [a if isinstance(a, dict) else {"name": str(a)} for a in (authors or c.get("authors") or [])]
+    if not names:
+        names = [{"name": "dl4mic user"}]
+    tags = list(dict.fromkeys(list((spec.bioimageio or {}).get("tags", [])) + ["deepimagej", "bioimageio", "dl4mic"]))
+    descr = v.ModelDescr(
+        name=_rdf_name(spec.title, c.get("name", m.dir.name)),
+        description=(f"{spec.title} ({m.task}) trained with dl4mic on {(c.get('data') or {}).get('n_pairs', '?')} "
+                     f"image pair(s). {es.output_description}")[:512],
+        authors=[v.Author(**{k: a[k] for k in ("name", "affiliation", "email", "orcid") if a.get(k)}) for a in names],
+        cite=[v.CiteEntry(text=ci["text"], doi=ci.get("doi")) for ci in (spec.citations or [DL4MIC_CITATION])],
+        license=(spec.bioimageio or {}).get("license", "MIT"),
+        tags=tags, documentation=v.FileDescr(source=files / "README.md"),
+        covers=[v.FileDescr(source=files / "cover.png")],
+        attachments=[v.FileDescr(source=a) for a in attachments],
+        inputs=[inp], outputs=[out], weights=v.WeightsDescr(**weights),
+        timestamp=datetime.now(timezone.utc).replace(microsecond=0).replace(tzinfo=None),
+        version="1", config=v.Config(**config))
+    tmp_zip = stage / file_name
+    save_bioimageio_package(descr, output_path=tmp_zip)
+    _rewrite_rdf_for_deepimagej(tmp_zip)
+    return tmp_zip
+
+
+def _dij_rdf(rdf: dict) -> dict:
+    """Drop the `ensure_dtype` steps bioimageio.spec inserts (DeepImageJ cannot run them; all tensors are
+    float32 so they are no-ops) and keep documentation/covers as plain file names."""
+    for t in rdf.get("inputs", []):
+        t["preprocessing"] = [p for p in t.get("preprocessing", []) if p.get("id") != "ensure_dtype"]
+    for t in rdf.get("outputs", []):
+        t["postprocessing"] = [p for p in t.get("postprocessing", []) if p.get("id") != "ensure_dtype"]
+    rdf["format_version"] = RDF_FORMAT_VERSION
+    doc = rdf.get("documentation")
+    if isinstance(doc, dict):
+        rdf["documentation"] = doc["source"]
+    rdf["covers"] = [cv["source"] if isinstance(cv, dict) else cv for cv in rdf.get("covers", [])]
+    for w in (rdf.get("weights") or {}).values():
+        for key in [k for k, val in w.items() if val is None or val == ""]:
+            del w[key]
+    return rdf
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML writes 1e-06, which YAML 1.1 readers (PyYAML, SnakeYAML in Fiji) take for a string."""
+
+
+def _float(dumper, value: float):
+    text = repr(float(value))
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exp = text.split("e")
+        text = f"{mantissa}.0e{exp}"
+    elif value != value or value in (float("inf"), float("-inf")):
+        return dumper.represent_float(value)
+    return dumper.represent_scalar("tag:yaml.org,2002:float", text)
+
+
+_Dumper.add_representer(float, _float)
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """Reads YAML 1.2 floats such as 1e-06 (ruyaml writes them) as floats, not strings."""
+
+
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text):
+    return yaml.load(text, Loader=Yaml12Loader)
+
+
+def dump_yaml(data) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+def _rewrite_rdf_for_deepimagej(zip_path: Path) -> None:
+    tmp = zip_path.with_name(zip_path.name + ".rdf")
+    with zipfile.ZipFile(zip_path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename in ("rdf.yaml", "bioimageio.yaml"):
+                rdf = _dij_rdf(load_yaml(data))
+                data = dump_yaml(rdf).encode("utf-8")
+                info = zipfile.ZipInfo("rdf.yaml", date_time=info.date_time)
+                info.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(info, data)
+    tmp.replace(zip_path)

@@ -1,0 +1,84 @@
+"""The bundle's three weight formats from one trained module: state dict + architecture source,
+TorchScript (traced) and ONNX (one file, opset 17, IR version 8: within DeepImageJ's ONNX engine)."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from pathlib import Path
+
+import torch
+
+ONNX_OPSET = 17       # DeepImageJ / JDLL run ONNX opset <= 18
+ONNX_IR_VERSION = 8   # and IR version <= 8 (onnxruntime 1.13 era)
+ARCH_FILE = "dl4mic_unet.py"
+ARCH_CALLABLE = "BundleUNet"
+
+_WRAPPER = '''
+
+class BundleUNet(UNet):
+    """The dl4mic U-Net as exported to bioimage.io: optionally ends in a sigmoid (segmentation), so the
+    bundle's outputs need only processing steps DeepImageJ supports. Same state dict as `UNet`."""
+
+    def __init__(self, sigmoid: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.sigmoid = sigmoid
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        return torch.sigmoid(y) if self.sigmoid else y
+'''
+
+
+def architecture_source() -> str:
+    """Self-contained Python source of the exported architecture (the U-Net module plus its wrapper)."""
+    from ..networks import unet
+
+    return inspect.getsource(unet) + _WRAPPER
+
+
+def unet_kwargs(module: torch.nn.Module, sigmoid: bool) -> dict:
+    """Constructor arguments of `BundleUNet` that rebuild `module` (a dl4mic `UNet`)."""
+    first = module.down[0][0] if len(module.down) else module.bottom[0]
+    batch_norm = any(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+    return {"in_channels": int(first.in_channels), "out_channels": int(module.head.out_channels),
+            "depth": int(module.depth), "filters": int(first.out_channels), "kernel_size": int(first.kernel_size[0]),
+            "batch_norm": bool(batch_norm), "residual": bool(module.residual), "sigmoid": bool(sigmoid)}
+
+
+def build_bundle_module(module: torch.nn.Module, sigmoid: bool) -> tuple[torch.nn.Module, dict]:
+    """A fresh `BundleUNet` (from the shipped source, so the state dict is tested as users load it)."""
+    namespace: dict = {}
+    exec(compile(architecture_source(), ARCH_FILE, "exec"), namespace)  # noqa: S102  our own source
+    kwargs = unet_kwargs(module, sigmoid)
+    wrapped = namespace[ARCH_CALLABLE](**kwargs)
+    wrapped.load_state_dict(module.state_dict())
+    return wrapped.eval(), kwargs
+
+
+def save_state_dict(module: torch.nn.Module, path: Path) -> None:
+    torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, path)
+
+
+def save_torchscript(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(module, example, check_trace=False)
+    traced.save(str(path))
+
+
+def save_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, input_id: str, output_id: str) -> None:
+    """One self-contained .onnx file (no external data), dynamic batch/height/width."""
+    import onnx
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=ONNX_OPSET,
+                          input_names=[input_id], output_names=[output_id], do_constant_folding=True,
+                          dynamic_axes={input_id: {0: "batch", 2: "y", 3: "x"},
+                                        output_id: {0: "batch", 2: "y", 3: "x"}})
+    model = onnx.load(str(path))
+    if model.ir_version > ONNX_IR_VERSION:  # newer exporters stamp a newer IR; opset 17 needs only IR 8
+        model.ir_version = ONNX_IR_VERSION
+        onnx.save(model, str(path))
+    onnx.checker.check_model(model)

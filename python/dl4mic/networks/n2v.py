@@ -1,0 +1,122 @@
+"""Noise2Void 2D (Krull et al., CVPR 2019) and N2V2 (Hoeck et al., ECCV workshops 2022): denoising from
+the noisy images alone.
+
+A blind-spot network: in every training patch a small, stratified fraction of pixels is masked (replaced
+by a random neighbour, or for N2V2 by the median of the neighbourhood without the pixel itself) and the
+loss is the squared error on those pixels only, against their original noisy values. As pixel noise is
+independent and the signal is not, the best the network can do is predict the signal. N2V2 adds
+max-blur-pool down-sampling and drops the top skip connection, which removes N2V's checkerboard artefacts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.normalize import scale, unscale
+from .base import Network
+from .unet import UNet, receptive_halo
+
+
+def stratified_coords(shape: tuple[int, int], fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (rows, cols) to mask in one (h, w) patch: one uniformly placed pixel in every cell
+    of a grid of side sqrt(1 / fraction), cells cut by the patch border kept only when their pixel falls in
+    it (so the expected density is `fraction` everywhere, as in N2V)."""
+    h, w = shape
+    side = float(np.sqrt(1.0 / fraction))
+    gy, gx = np.meshgrid(np.arange(int(np.ceil(h / side))) * side, np.arange(int(np.ceil(w / side))) * side,
+                         indexing="ij")
+    ys = np.floor(gy.ravel() + rng.random(gy.size) * side).astype(np.int64)
+    xs = np.floor(gx.ravel() + rng.random(gx.size) * side).astype(np.int64)
+    keep = (ys < h) & (xs < w)
+    return ys[keep], xs[keep]
+
+
+def _neighbour_offsets(radius: int) -> np.ndarray:
+    """All (dy, dx) in the (2r+1)^2 square except (0, 0)."""
+    r = np.arange(-radius, radius + 1)
+    dy, dx = np.meshgrid(r, r, indexing="ij")
+    keep = (dy != 0) | (dx != 0)
+    return np.stack([dy[keep], dx[keep]], axis=1)
+
+
+def blind_spot_mask(x: np.ndarray, fraction: float, radius: int, strategy: str,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mask a batch (B, C, H, W) for blind-spot training; returns (masked input, mask of the masked pixels).
+
+    Every image plane (sample and channel) gets its own stratified pixels. `strategy` "uniform" replaces a
+    pixel by a random neighbour within `radius` (never itself), "median" by the median of its neighbourhood
+    without itself (N2V2). Neighbourhoods are mirrored at the patch border (without repeating the edge, so
+    the centre pixel never stands in for a neighbour)."""
+    x = np.asarray(x, dtype=np.float32)
+    b, c, h, w = x.shape
+    if min(h, w) <= radius:
+        raise ValueError(f"patches of {h}x{w} pixels are too small for a neighbourhood radius of {radius}")
+    out, mask = x.copy(), np.zeros(x.shape, dtype=np.float32)
+    offsets = _neighbour_offsets(radius)
+    padded = np.pad(x, [(0, 0), (0, 0), (radius, radius), (radius, radius)], mode="reflect")
+    for i in range(b):
+        for ch in range(c):
+            ys, xs = stratified_coords((h, w), fraction, rng)
+            if ys.size == 0:
+                continue
+            plane = padded[i, ch]
+            if strategy == "median":
+                vals = plane[ys[:, None] + radius + offsets[None, :, 0], xs[:, None] + radius + offsets[None, :, 1]]
+                values = np.median(vals, axis=1)
+            else:
+                pick = offsets[rng.integers(len(offsets), size=ys.size)]
+                values = plane[ys + radius + pick[:, 0], xs + radius + pick[:, 1]]
+            out[i, ch, ys, xs] = values
+            mask[i, ch, ys, xs] = 1.0
+    return out, mask
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error on the masked pixels only; `target` stacks [original (C), mask (C)] on the channels."""
+    c = pred.shape[1]
+    original, mask = target[:, :c], target[:, c:]
+    return ((pred - original) ** 2 * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+class N2V2D(Network):
+    name = "n2v2d"
+    target_normalization = "source"  # outputs in the units of each input image (no targets exist)
+
+    def _n2v2(self, params) -> bool:
+        return params.get("variant", "n2v") == "n2v2"
+
+    def build(self, params):
+        n2v2 = self._n2v2(params)
+        return UNet(1, 1, depth=params["depth"], filters=params["filters"], kernel_size=params["kernel_size"],
+                    batch_norm=params["batch_norm"], residual=False, blur_pool=n2v2, top_skip=not n2v2)
+
+    def halo(self, params):
+        halo = receptive_halo(int(params["depth"]), int(params["kernel_size"]))
+        if self._n2v2(params):  # max-blur-pool reaches 1 + 2 pixels further at each level's scale
+            m = 2 ** int(params["depth"])
+            halo += -(-(3 * (m - 1)) // m) * m
+        return halo
+
+    def fit_normalization(self, params, target_images):
+        from ..data.normalize import fit_normalizer
+
+        return fit_normalizer(params, None, "source")
+
+    def prepare(self, normalizer, params):
+        def prepare(source, target):
+            return scale(source, *normalizer.source_range(source)), None
+
+        return prepare
+
+    def training_batch(self, x, y, rng, params):
+        strategy = "median" if self._n2v2(params) else "uniform"
+        masked, mask = blind_spot_mask(x, float(params["masked_pixel_percentage"]) / 100.0,
+                                       int(params["neighborhood_radius"]), strategy, rng)
+        return masked, np.concatenate([np.asarray(x, np.float32), mask], axis=1)
+
+    def loss(self, params):
+        return masked_mse
+
+    def outputs(self, raw_output, image, normalizer, source_range, config):
+        return {"restored": unscale(raw_output[0], *normalizer.target_range(source_range))}

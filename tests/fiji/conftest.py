@@ -1,0 +1,136 @@
+"""Fixtures for the Fiji bridge: one ImageJ 1.x JVM per test session, a display for the ROI Manager.
+
+Outside CI, tests that need ImageJ or a display skip when those are missing; in CI
+(`CI` set) they fail instead, so the bridge is always proven against real ImageJ.
+"""
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def _missing(reason):
+    if IN_CI:
+        pytest.fail(reason + " (CI must install imagej and xvfb and run pytest under xvfb-run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def ij():
+    """The ImageJ 1.x gateway (scyjava + Debian's ij.jar)."""
+    from dl4mic.errors import UserError
+    from dl4mic.fiji.gateway import connect
+
+    try:
+        return connect()
+    except UserError as exc:
+        _missing(str(exc))
+
+
+@pytest.fixture
+def display(ij):
+    """A display for ImageJ windows (the ROI Manager); tests run under `xvfb-run -a`."""
+    if not os.environ.get("DISPLAY"):
+        _missing("no DISPLAY for ImageJ windows; run pytest under xvfb-run -a")
+    from java.awt import GraphicsEnvironment
+
+    if GraphicsEnvironment.isHeadless():
+        _missing("the JVM was started headless; start pytest with DISPLAY set")
+    return ij
+
+
+@pytest.fixture
+def rm(display):
+    """An empty ROI Manager, and no open images, before and after the test."""
+    from ij import IJ, WindowManager
+
+    import dl4mic_ij
+
+    def clean():
+        dl4mic_ij.roi_manager(reset=True)
+        for i in list(WindowManager.getIDList() or []):
+            imp = WindowManager.getImage(i)
+            if imp is not None:
+                imp.changes = False
+                imp.close()
+        IJ.resetEscape()
+
+    clean()
+    yield dl4mic_ij.roi_manager()
+    clean()
+
+
+@pytest.fixture(scope="session")
+def labels():
+    """Touching objects, a ring with a hole, a two-part object, a diagonal pair, a large label value."""
+    lab = np.zeros((48, 64), np.uint16)
+    lab[3:15, 4:16] = 5
+    lab[6:11, 8:12] = 0            # the ring's hole
+    lab[30:35, 50:54] = 5          # second part of label 5
+    lab[20:32, 4:10] = 7           # 7 and 8 touch
+    lab[20:32, 10:17] = 8
+    lab[40, 30] = 9                # diagonal two-pixel object
+    lab[41, 31] = 9
+    lab[36:44, 40:47] = 1000
+    lab[38:42, 42:45] = 1001       # an object inside another's hole
+    return lab
+
+
+FAKE_DL4MIC = textwrap.dedent('''
+    """A stand-in for the dl4mic command: logs its argv, prints --progress json lines."""
+    import json, os, sys, time
+    args = sys.argv[1:]
+    with open(os.environ["FAKE_DL4MIC_LOG"], "a") as fh:
+        fh.write(json.dumps(args) + "\\n")
+    mode = os.environ.get("FAKE_DL4MIC_MODE", "ok")
+    if mode == "usererror":
+        print("Error: the source folder /x holds no images; put TIFF files in it.", file=sys.stderr)
+        sys.exit(2)
+    epochs = 1000 if mode == "slow" else 3
+    for e in range(1, epochs + 1):
+        print(json.dumps({"event": "epoch", "epoch": e, "epochs": epochs, "loss": 1.0 / e, "val_loss": 2.0 / e}),
+              flush=True)
+        if mode == "slow":
+            time.sleep(0.1)
+    print("a plain log line", flush=True)
+    if args[0] == "predict" and "--output" in args:
+        import numpy as np
+        from dl4mic.data.io import write_tiff
+        from dl4mic.fiji.rois import labels_to_roi_zip
+        out = args[args.index("--output") + 1]
+        stem = os.path.basename(args[args.index("--input") + 1]).split(".")[0]
+        lab = np.zeros((32, 32), np.uint16); lab[4:10, 4:12] = 1; lab[20:30, 15:25] = 2
+        write_tiff(os.path.join(out, stem + "_labels.tif"), lab)
+        if "--rois" in args:
+            labels_to_roi_zip(lab, os.path.join(out, stem + "_rois.zip"))
+    if args[0] == "qc":
+        qc = os.path.join(args[1], "qc"); os.makedirs(qc, exist_ok=True)
+        json.dump({"iou": 0.9}, open(os.path.join(qc, "summary.json"), "w"))
+    print(json.dumps({"event": "done"}), flush=True)
+''')
+
+
+@pytest.fixture
+def fake_dl4mic(tmp_path, monkeypatch):
+    """Route the scripts' dl4mic calls to FAKE_DL4MIC (CLI mode); returns a reader of the logged argv lists."""
+    script = tmp_path / "fake_dl4mic.py"
+    script.write_text(FAKE_DL4MIC)
+    log = tmp_path / "argv.log"
+    monkeypatch.setenv("DL4MIC_COMMAND", json.dumps([sys.executable, str(script)]))
+    monkeypatch.setenv("DL4MIC_FIJI_MODE", "cli")
+    monkeypatch.setenv("FAKE_DL4MIC_LOG", str(log))
+
+    def calls():
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    return calls
+
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "fiji-scripts"

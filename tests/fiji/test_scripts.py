@@ -1,0 +1,252 @@
+"""Every menu script in fiji-scripts/: its #@ header parses, and it runs against ImageJ 1.x with values filled."""
+
+import ast
+import json
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from dl4mic.fiji import labels_to_roi_zip
+from dl4mic.fiji.jylib import JYLIB_DIR, MODULES
+from dl4mic.fiji.install import install_scripts, specs_for_fiji, with_network_choices
+from dl4mic.fiji.scripting import parse_header, run_script
+from dl4mic.specs import spec_names
+
+from .conftest import SCRIPTS
+from .test_rois_pure import ZEROCOST_WIDE
+
+ALL_SCRIPTS = sorted(SCRIPTS.glob("*.py"))
+EXPECTED = {"Train.py", "QC.py", "Predict.py", "Export.py", "Labels_to_ROI_Manager.py", "ROI_zip_to_ROI_Manager.py",
+            "Boxes_CSV_to_ROI_Manager.py", "ROI_Manager_to_training_masks.py"}
+
+
+def run(name, ij, **values):
+    return run_script(SCRIPTS / name, values, ij)
+
+
+@contextmanager
+def dialog_answers(options):
+    """Answer ImageJ GenericDialogs as a macro would (Macro options on a 'Run$_' thread)."""
+    from ij import Macro
+    from java.lang import Thread
+
+    thread = Thread.currentThread()
+    old = thread.getName()
+    thread.setName("Run$_dl4mic_test")
+    Macro.setOptions(thread, options)
+    try:
+        yield
+    finally:
+        Macro.setOptions(thread, None)
+        thread.setName(old)
+
+
+def test_the_menu_has_every_script():
+    assert {p.name for p in ALL_SCRIPTS} == EXPECTED
+
+
+PY3_ONLY = (ast.JoinedStr, ast.AnnAssign, ast.NamedExpr, ast.AsyncFunctionDef, ast.Nonlocal, ast.Starred)
+
+
+def assert_jython_compatible(path):
+    """Fiji runs .py scripts (and jars/Lib modules) as Jython 2.7: no f-strings, annotations, walrus, ..."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        assert not isinstance(node, PY3_ONLY), f"{path.name}:{node.lineno}: {type(node).__name__} is not Jython 2.7"
+        if isinstance(node, ast.FunctionDef):
+            assert node.returns is None and not any(a.annotation for a in node.args.args), f"{path.name}: annotation"
+            assert not node.args.kwonlyargs, f"{path.name}: keyword-only arguments"
+
+
+@pytest.mark.parametrize("path", ALL_SCRIPTS, ids=lambda p: p.name)
+def test_headers_parse_and_the_code_is_jython_compatible(path):
+    params = parse_header(path.read_text())
+    assert params and all(p.attrs.get("label") for p in params)
+    assert_jython_compatible(path)
+
+
+def test_shared_modules_are_jython_compatible():
+    for name in MODULES:
+        assert_jython_compatible(JYLIB_DIR / name)
+
+
+def test_train_lists_every_network():
+    train = parse_header((SCRIPTS / "Train.py").read_text())
+    assert train[0].name == "network" and train[0].choices == spec_names()
+    rewritten = parse_header(with_network_choices((SCRIPTS / "Train.py").read_text().replace('"unet2d"', '"x"')))
+    assert rewritten[0].choices == spec_names()
+
+
+def test_labels_to_roi_manager(ij, rm, labels):
+    run("Labels_to_ROI_Manager.py", ij, labels=ij.image(labels, "cells_labels.tif"), replace=True)
+    assert rm.getCount() == 6
+    assert np.array_equal(ij.rois_to_labels(ij.manager_rois(), labels.shape), labels)
+
+
+def test_roi_zip_to_roi_manager(ij, rm, labels, tmp_path):
+    ij.image(labels, "cells.tif").show()
+    run("ROI_zip_to_ROI_Manager.py", ij, roi_file=labels_to_roi_zip(labels, tmp_path / "cells_rois.zip"), replace=True)
+    assert np.array_equal(ij.rois_to_labels(ij.manager_rois(), labels.shape), labels)
+
+
+def test_boxes_csv_to_roi_manager(ij, rm, tmp_path):
+    csv = tmp_path / "predicted_bounding_boxes.csv"
+    csv.write_text(ZEROCOST_WIDE)
+    ij.image(np.zeros((100, 100), np.uint8), "img_1.png").show()
+    run("Boxes_CSV_to_ROI_Manager.py", ij, csv_file=csv, current_only=True, replace=True)
+    rects = sorted((str(r.getName()), r.getBounds().x, r.getBounds().y, r.getBounds().width, r.getBounds().height)
+                   for r in ij.manager_rois())
+    assert rects == [("0:0.91", 10, 12, 20, 28), ("1:0.40", 50, 60, 20, 20)]
+
+
+def test_roi_manager_to_training_masks_passes_check_data(ij, rm, labels, tmp_path):
+    import dl4mic
+
+    source, target = tmp_path / "source", tmp_path / "target"
+    raw = (labels > 0).astype(np.float32) * 100 + np.random.default_rng(0).normal(10, 2, labels.shape).astype(np.float32)
+    imp = ij.image(raw, "cells.tif")
+    imp.show()
+    ij.show_rois(ij.labels_to_rois(labels), imp)
+    run("ROI_Manager_to_training_masks.py", ij, image=imp, target_dir=target, kind="binary mask (U-Net)",
+        source_dir=source, overwrite=False)
+    mask = tifffile.imread(target / "cells.tif")
+    assert mask.dtype == np.uint8 and np.array_equal(mask, np.where(labels > 0, 255, 0))
+    assert np.allclose(tifffile.imread(source / "cells.tif"), raw)
+    assert str(imp.getTitle()) == "cells.tif"  # the user's image is not renamed by saving
+    summary = dl4mic.check_data("unet2d", source, target)
+    assert summary.as_dict()["n_pairs"] == 1
+    # without 'overwrite' an existing mask is kept, and the error names the fix
+    rm.reset()
+    ij.show_rois(ij.labels_to_rois(labels[:, ::-1].copy()), imp)
+    run("ROI_Manager_to_training_masks.py", ij, image=imp, target_dir=target, kind="label image (instances)",
+        overwrite=False)
+    assert np.array_equal(tifffile.imread(target / "cells.tif"), mask)
+    run("ROI_Manager_to_training_masks.py", ij, image=imp, target_dir=target, kind="label image (instances)",
+        overwrite=True)
+    assert np.array_equal(tifffile.imread(target / "cells.tif"), labels[:, ::-1])
+
+
+def test_train_asks_the_networks_basic_parameters(ij, rm, fake_dl4mic, tmp_path):
+    options = "epochs=2 steps_per_epoch=3 batch_size=4 patch_size=32 learning_rate=0.001 val_split=0.2 augment"
+    with dialog_answers(options + " mask_foreground=zero"):
+        run("Train.py", ij, network="unet2d", source=tmp_path / "s", target=tmp_path / "t", model=tmp_path / "m",
+            overwrite=True)
+    (argv,) = fake_dl4mic()
+    assert argv[:2] == ["train", "unet2d"] and argv[-2:] == ["--progress", "json"]
+    params = dict(a.split("=") for a in argv[argv.index("--param"):] if "=" in a)
+    assert params == {"epochs": "2", "steps_per_epoch": "3", "batch_size": "4", "patch_size": "32",
+                      "learning_rate": "0.001", "val_split": "0.2", "augment": "true", "mask_foreground": "zero"}
+    assert {"--overwrite", "--model", "--source", "--target"} <= set(argv)
+    assert set(params) == {p["name"] for p in specs_for_fiji()["unet2d"]["parameters"]}
+
+
+def test_qc_runs_and_logs_its_summary(ij, rm, fake_dl4mic, tmp_path, capfd):
+    run("QC.py", ij, model=tmp_path / "m", source=tmp_path / "s", target=tmp_path / "t")
+    assert fake_dl4mic()[0] == ["qc", str(tmp_path / "m"), "--source", str(tmp_path / "s"),
+                                "--target", str(tmp_path / "t"), "--progress", "json"]
+    out = capfd.readouterr().out  # IJ.log prints when ImageJ has no window
+    assert "a plain log line" in out and "iou: 0.9" in out
+
+
+def test_status_bar_reads_every_progress_event(ij, monkeypatch):
+    import dl4mic_run
+
+    shown = []
+
+    class FakeIJ:
+        showStatus = staticmethod(shown.append)
+        showProgress = staticmethod(lambda *args: None)
+
+    monkeypatch.setattr(dl4mic_run, "IJ", FakeIJ)
+    status = dl4mic_run.StatusBar("dl4mic qc")
+    for event in ({"event": "start", "total": 2, "desc": "QC m"}, {"event": "qc_image", "done": 1, "total": 2,
+                  "image": "a.tif"}, {"event": "image", "file": "/x/b.tif"},
+                  {"event": "epoch", "epoch": 3, "epochs": 10, "loss": 0.5, "val_loss": None}, {"event": "done"}):
+        status(event)
+    assert shown == ["dl4mic qc: QC m", "dl4mic qc: 1/2 a.tif", "dl4mic qc: 2/2 b.tif",
+                     "dl4mic qc: epoch 3/10  loss 0.5", "dl4mic qc: done"]
+
+
+def test_esc_cancels_a_running_command(ij, rm, fake_dl4mic, monkeypatch, tmp_path):
+    from ij import IJ
+    from java.awt.event import KeyEvent
+
+    monkeypatch.setenv("FAKE_DL4MIC_MODE", "slow")
+    threading.Timer(1.5, lambda: IJ.setKeyDown(KeyEvent.VK_ESCAPE)).start()
+    start = time.monotonic()
+    run("QC.py", ij, model=tmp_path / "m", source=tmp_path / "s", target=tmp_path / "t")
+    assert time.monotonic() - start < 20  # the slow fake would run for 100 s
+    assert not (tmp_path / "m" / "qc").exists()
+
+
+def test_user_errors_reach_the_user_not_a_traceback(ij, rm, fake_dl4mic, monkeypatch, tmp_path, capfd):
+    monkeypatch.setenv("FAKE_DL4MIC_MODE", "usererror")
+    run("Export.py", ij, model=tmp_path / "m", bundle=tmp_path / "b.zip")
+    assert fake_dl4mic()[0] == ["export", str(tmp_path / "m"), "--output", str(tmp_path / "b.zip")]
+    assert "holds no images" in capfd.readouterr().out  # IJ.error prints when ImageJ has no window
+
+
+def test_predict_opens_outputs_and_rois(ij, rm, fake_dl4mic, tmp_path):
+    from ij import WindowManager
+
+    image = tmp_path / "cells.tif"
+    tifffile.imwrite(image, np.zeros((32, 32), np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    run("Predict.py", ij, model=tmp_path / "m", input=image, output=out, rois=True, show=True)
+    argv = fake_dl4mic()[0]
+    assert argv[:2] == ["predict", str(tmp_path / "m")] and "--rois" in argv
+    titles = {str(WindowManager.getImage(i).getTitle()) for i in WindowManager.getIDList()}
+    assert titles == {"cells.tif", "cells_labels.tif"}
+    assert [str(r.getName()) for r in ij.manager_rois()] == ["label-1", "label-2"]
+
+
+def test_api_mode_calls_dl4mic_in_process(ij, rm, monkeypatch, tmp_path):
+    """Fiji's Python mode: the dl4mic API with a progress callback; Esc (callback -> False) stops it."""
+    import dl4mic
+    from ij import IJ
+    from java.awt.event import KeyEvent
+
+    calls = []
+
+    def fake_export(model, output=None, **kwargs):
+        calls.append(("export", model, output, kwargs))
+
+    def fake_predict(model, input, output, rois=False, progress="auto", callback=None):
+        calls.append(("predict", model, input, output, rois, progress))
+        callback({"event": "start", "total": 2, "desc": "predict"})
+        IJ.setKeyDown(KeyEvent.VK_ESCAPE)
+        if callback({"event": "image", "file": "a.tif"}) is False:
+            raise type("Cancelled", (Exception,), {})()
+
+    monkeypatch.setenv("DL4MIC_FIJI_MODE", "auto")
+    monkeypatch.setattr(dl4mic, "export", fake_export)
+    monkeypatch.setattr(dl4mic, "predict", fake_predict)
+    run("Export.py", ij, model=tmp_path / "m", bundle=None)
+    run("Predict.py", ij, model=tmp_path / "m", input=tmp_path / "a.tif", output=tmp_path / "o", rois=True, show=True)
+    assert calls == [("export", str(tmp_path / "m"), None, {}),
+                     ("predict", str(tmp_path / "m"), str(tmp_path / "a.tif"), str(tmp_path / "o"), True, "none")]
+
+
+def test_install_puts_scripts_and_modules_into_fiji(tmp_path):
+    fiji = tmp_path / "Fiji.app"
+    (fiji / "jars").mkdir(parents=True)
+    install_scripts(fiji, python="/opt/env/bin/python")
+    menu = fiji / "scripts" / "Plugins" / "dl4mic"
+    assert {p.name for p in menu.iterdir()} == EXPECTED
+    lib = fiji / "jars" / "Lib"
+    assert json.loads((lib / "dl4mic-fiji.json").read_text())["command"] == ["/opt/env/bin/python", "-m", "dl4mic"]
+    assert json.loads((lib / "dl4mic-specs.json").read_text()) == json.loads(json.dumps(specs_for_fiji()))
+    assert {"dl4mic_ij.py", "dl4mic_run.py", "dl4mic_boxes.py"} <= {p.name for p in lib.iterdir()}
+
+
+def test_every_script_is_run_by_a_test():
+    here = Path(__file__).parent
+    source = "".join(p.read_text() for p in here.glob("test_*.py"))
+    ran = {name for name in EXPECTED if f'run("{name}"' in source or f'SCRIPTS / "{name}"' in source}
+    assert ran == EXPECTED

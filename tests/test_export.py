@@ -1,0 +1,230 @@
+"""bioimage.io / DeepImageJ export: bundles pass `bioimageio test` per weight format and the zoo's
+DeepImageJ check (offline), round-trip through `dl4mic predict BUNDLE.zip`, and extraction is safe."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import zipfile
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+import dl4mic
+from dl4mic.data.io import read_image
+from dl4mic.errors import UserError
+from dl4mic.export import bundle as B
+from dl4mic.export.describe import load_yaml
+from dl4mic.export.dij import DIJ_OPS, check_deepimagej
+
+from helpers import cli, write
+
+TINY = {"steps_per_epoch": 2, "batch_size": 4, "patch_size": 32, "depth": 2, "filters": 8, "val_patches": 8,
+        "precision": "float32"}
+FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("DL4MIC_CACHE", str(tmp_path_factory.getbasetemp() / "dl4mic-cache"))
+
+
+@pytest.fixture(scope="module")
+def care(tmp_path_factory, samples):
+    root = tmp_path_factory.mktemp("care")
+    model = dl4mic.train("care2d", source=samples / "train" / "noisy", target=samples / "train" / "clean",
+                         model=root / "care", epochs=1, params=TINY, progress="none")
+    return model, B.export(model)
+
+
+@pytest.fixture(scope="module")
+def isbi(tmp_path_factory, shared_data):
+    root = tmp_path_factory.mktemp("isbi")
+    src = shared_data / "isbi2012_em_membranes" / "train"
+    for name in ["slice_00.tif", "slice_05.tif", "slice_10.tif", "slice_15.tif"]:
+        write(root / "images" / name, read_image(src / "images" / name)[128:256, 128:256])
+        write(root / "masks" / name, read_image(src / "masks" / name)[128:256, 128:256])
+    return root / "images", root / "masks"
+
+
+@pytest.fixture(scope="module")
+def unet(tmp_path_factory, isbi):
+    model = tmp_path_factory.mktemp("unet") / "unet"
+    dl4mic.train("unet2d", source=isbi[0], target=isbi[1], model=model, epochs=1,
+                 params={**TINY, "mask_foreground": "zero", "val_split": 0.25}, progress="none")
+    dl4mic.qc(model, isbi[0], isbi[1], progress="none")
+    return model, dl4mic.export(model, model / "export" / "unet.bioimage.io.zip")
+
+
+def _rdf(path) -> dict:
+    with zipfile.ZipFile(path) as zf:
+        return load_yaml(zf.read("rdf.yaml"))
+
+
+@pytest.mark.parametrize("which", ["care", "unet"])
+def test_bioimageio_test_passes_for_each_weight_format(which, request):
+    model, path = request.getfixturevalue(which)
+    assert path.is_file() and path.name.endswith(".bioimage.io.zip") and path.parent == model / "export"
+    summary = B.run_bioimageio_test(path)
+    assert summary.status == "passed", B._first_error(summary)
+    for wf in FORMATS:
+        names = [d.name for d in summary.details if d.status == "passed"]
+        assert f"Reproduce test outputs from test inputs ({wf})" in names, wf
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no staging leftovers
+
+
+@pytest.mark.parametrize("which", ["care", "unet"])
+def test_deepimagej_compatibility_offline(which, request):
+    """The zoo's DeepImageJ check: one input, supported ops only, ONNX opset <= 18 / IR <= 8, sample input
+    equals test input, ONNX weights on the sample without halo reproduce the test output."""
+    import onnx
+
+    model, path = request.getfixturevalue(which)
+    rdf = _rdf(path)
+    assert len(rdf["inputs"]) == 1 and len(rdf["outputs"]) == 1
+    ops = [p["id"] for t in rdf["inputs"] for p in t["preprocessing"]]
+    ops += [p["id"] for t in rdf["outputs"] for p in t["postprocessing"]]
+    assert ops and set(ops) <= set(DIJ_OPS)
+    with zipfile.ZipFile(path) as zf:
+        proto = onnx.load_model_from_string(zf.read(rdf["weights"]["onnx"]["source"]))
+        sample = tifffile.imread(io.BytesIO(zf.read(rdf["inputs"][0]["sample_tensor"]["source"])))
+        test_in = np.load(io.BytesIO(zf.read(rdf["inputs"][0]["test_tensor"]["source"])))
+    assert proto.ir_version <= 8 and max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) <= 18
+    np.testing.assert_array_equal(sample, test_in[0, 0])
+    result = check_deepimagej(path)
+    assert result["max_abs_diff"] <= 1.5e-4
+    # DeepImageJ reads plain file names for documentation and covers, and tiles with the declared halo
+    assert rdf["documentation"] == "README.md" and rdf["covers"] == ["cover.png"]
+    assert rdf["config"]["deepimagej"]["allow_tiling"] is True
+    from dl4mic.predict.model import load_model
+
+    m = load_model(model)
+    halo, mult = m.network.halo(m.params), m.network.multiple(m.params)
+    y_axis = rdf["outputs"][0]["axes"][2]
+    assert y_axis["halo"] == halo and rdf["inputs"][0]["axes"][2]["size"] == {"min": 2 * halo + mult, "step": mult}
+
+
+def test_bundle_contents_care(care):
+    model, path = care
+    rdf = _rdf(path)
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        readme = zf.read("README.md").decode()
+    assert {"README.md", "cover.png", "model.onnx", "model_torchscript.pt", "weights.pt", "dl4mic_unet.py",
+            "test_input.npy", "test_output.npy", "sample_input.tif", "sample_output.tif",
+            B.MODEL_YAML, B.TRAINING_LOG} <= names
+    assert "# Validation" in readme and "not been through quality control" in readme and "Weigert" in readme
+    assert rdf["inputs"][0]["preprocessing"][0]["id"] == "scale_range"
+    assert rdf["outputs"][0]["postprocessing"] == []                 # normalised units, said in the README
+    assert rdf["config"]["dl4mic"]["output_units"] == "normalised" and "normalised units" in readme
+    assert rdf["config"]["bioimageio"]["training"]["training_epochs"] == 1
+    assert isinstance(rdf["inputs"][0]["preprocessing"][0]["kwargs"]["eps"], float)
+    assert yaml.safe_load(zipfile.ZipFile(path).read("rdf.yaml"))["inputs"][0]["preprocessing"][0]["kwargs"]["eps"] > 0
+
+
+def test_bundle_contents_unet_carries_qc(unet):
+    model, path = unet
+    config = yaml.safe_load((model / "model.yaml").read_text())
+    rdf = _rdf(path)
+    post = rdf["outputs"][0]["postprocessing"]
+    assert post == [{"id": "binarize", "kwargs": {"threshold": config["qc_threshold"]}}]
+    with zipfile.ZipFile(path) as zf:
+        readme = zf.read("README.md").decode()
+        summary = json.loads(zf.read(B.QC_SUMMARY))
+    assert "# Validation" in readme and "| model |" in readme and "otsu" in readme
+    assert summary["main_metric"] == "iou"
+    assert rdf["config"]["dl4mic"]["qc"]["metrics"]["model"]["iou"] == pytest.approx(summary["means"]["iou"])
+
+
+@pytest.mark.parametrize("which", ["care", "unet"])
+def test_round_trip_predict_from_zip_equals_folder(which, request, tmp_path, samples, isbi):
+    model, path = request.getfixturevalue(which)
+    inputs = samples / "test" / "noisy" if which == "care" else isbi[0]
+    assert cli("predict", model, "--input", inputs, "--output", tmp_path / "folder") == 0
+    assert cli("predict", path, "--input", inputs, "--output", tmp_path / "zip") == 0
+    a, b = sorted((tmp_path / "folder").iterdir()), sorted((tmp_path / "zip").iterdir())
+    assert [p.name for p in a] == [p.name for p in b] and a
+    for pa, pb in zip(a, b):
+        np.testing.assert_array_equal(tifffile.imread(pa), tifffile.imread(pb))
+
+
+def test_train_from_bundle(care, tmp_path, samples):
+    _, path = care
+    out = dl4mic.train("care2d", source=samples / "train" / "noisy", target=samples / "train" / "clean",
+                       model=tmp_path / "ft", epochs=1, params=TINY, from_model=path, progress="none")
+    assert yaml.safe_load((out / "model.yaml").read_text())["transfer_from"]
+
+
+def _zip(path, members: dict, links=()):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for name, target in links:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, target)
+    return path
+
+
+@pytest.mark.parametrize("evil", ["../escape.txt", "sub/../../escape.txt", "/tmp/escape-abs.txt", "link"])
+def test_zip_slip_refused(evil, tmp_path, tmp_path_factory, monkeypatch, capsys):
+    cache = tmp_path_factory.mktemp("slip-cache")
+    monkeypatch.setenv("DL4MIC_CACHE", str(cache))
+    bad = tmp_path / "in" / "bad.bioimage.io.zip"
+    bad.parent.mkdir()
+    members = {"rdf.yaml": "type: model\n", B.MODEL_YAML: "network: care2d\n"}
+    links = ()
+    if evil == "link":
+        links = (("link", "/etc/passwd"),)
+    else:
+        members[evil] = "gotcha"
+    _zip(bad, members, links)
+    before = set(tmp_path.rglob("*"))
+    with pytest.raises(UserError, match="unsafe path|link or special file"):
+        B.model_dir_from_bundle(bad)
+    assert set(tmp_path.rglob("*")) == before
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "in" / "escape.txt").exists()
+    assert not [p for p in cache.rglob("*") if p.is_file()]
+    image = write(tmp_path / "img" / "a.tif", np.zeros((64, 64), np.uint8))
+    assert cli("predict", bad, "--input", image, "--output", tmp_path / "out") == 2
+    assert "refusing" in capsys.readouterr().err
+
+
+def test_foreign_bundle_refused(tmp_path):
+    path = _zip(tmp_path / "foreign.zip", {"rdf.yaml": "type: model\n", "weights.pt": "x"})
+    with pytest.raises(UserError, match="not exported by dl4mic"):
+        B.model_dir_from_bundle(path)
+
+
+def test_failed_validation_exits_2_and_writes_nothing(care, tmp_path, monkeypatch, capsys):
+    """Weights that do not reproduce the test output: one sentence, exit code 2, no bundle left behind."""
+    import torch
+
+    from dl4mic.export import weights as W
+
+    model, _ = care
+    real = W.save_torchscript
+
+    def corrupt(module, example, path):
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(0.5)
+        real(module, example, path)
+
+    monkeypatch.setattr(W, "save_torchscript", corrupt)
+    out = tmp_path / "out" / "bad.bioimage.io.zip"
+    assert cli("export", model, "--output", out) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: The exported bundle failed bioimageio.core's model test") and "\n" not in err
+    assert not out.exists() and list((tmp_path / "out").iterdir()) == []
+
+
+def test_export_refuses_to_overwrite(care, capsys):
+    model, path = care
+    before = path.stat().st_mtime_ns
+    assert cli("export", model) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert path.stat().st_mtime_ns == before
