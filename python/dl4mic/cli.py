@@ -97,7 +97,7 @@ def build_parser(network: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--rois", action="store_true", help="also write ImageJ ROI zips of the objects")
     p.add_argument("--tile", type=int, default=1024, help="tile side in pixels (0: whole image at once)")
-    p.add_argument("--threshold", type=float, help="probability threshold for masks (default: the model's)")
+    p.add_argument("--threshold", type=float, help="probability threshold for masks (default: the QC best threshold, else the training one)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     _progress(p)
@@ -106,6 +106,9 @@ def build_parser(network: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write and validate a bioimage.io bundle for DeepImageJ")
     p.add_argument("model")
     p.add_argument("--output", help="bundle zip to write (default MODEL/export/NAME.bioimage.io.zip)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    p.add_argument("--sample", help="image for the bundle's test/sample tensors and cover (default: a validation image)")
+    p.add_argument("--author", action="append", metavar="NAME", help="author named in the bundle (repeatable)")
     _common(p)
 
     p = sub.add_parser("demo", help="the whole workflow on the bundled sample data")
@@ -168,7 +171,8 @@ def run(args: argparse.Namespace, names: list[str]) -> int:
             for p in paths.values():
                 print(f"  {p}")
     elif args.command == "export":
-        path = dl4mic.export(args.model, args.output)
+        path = dl4mic.export(args.model, args.output, overwrite=args.overwrite, sample=args.sample,
+                             authors=args.author)
         print(f"Bundle written and validated: {path}")
     elif args.command == "demo":
         dl4mic.demo(args.workdir, epochs=args.epochs, overwrite=args.overwrite)

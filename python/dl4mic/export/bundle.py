@@ -38,15 +38,15 @@ def _safe_name(name: str) -> str:
 
 
 def export(model, output=None, *, overwrite: bool = False, sample=None, authors=None, test: bool = True,
-           weight_formats=WEIGHT_FORMATS) -> Path:
+           weight_formats=WEIGHT_FORMATS, report: dict | None = None) -> Path:
     """Write the bioimage.io bundle of the model folder `model` and return its path.
 
     `output`: the zip to write (default MODEL/export/NAME.bioimage.io.zip); an existing one is kept unless
     `overwrite`. `sample`: image for the test/sample tensors and cover (default: a validation image of
     the training data, else a QC test image). `authors`: names (or bioimage.io author dicts) for the rdf.
     `test`: run bioimageio.core's model test for every weight format and the DeepImageJ check; the
-    bundle is written only if they pass (UserError otherwise). Nothing is written outside the output's
-    folder; the zip appears atomically."""
+    bundle is written only if they pass (UserError otherwise); `report`, a dict, receives their results.
+    Nothing is written outside the output's folder; the zip appears atomically."""
     from ..predict.model import LoadedModel
 
     model_dir = Path(model)
@@ -67,7 +67,9 @@ def export(model, output=None, *, overwrite: bool = False, sample=None, authors=
         tmp_zip = build_bundle(m, image, stage, authors=authors, weight_formats=tuple(weight_formats),
                                file_name=out.name)
         if test:
-            validate_bundle(tmp_zip)
+            results = validate_bundle(tmp_zip)
+            if report is not None:
+                report.update(results)
         os.replace(tmp_zip, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -81,7 +83,8 @@ def validate_bundle(path: Path) -> dict:
     from .dij import DijIncompatible, check_deepimagej
 
     summary = run_bioimageio_test(path)
-    results = {"bioimageio": summary.status}
+    results = {"bioimageio": summary.status,
+               "checks": [(d.name, d.status) for d in summary.details]}
     if summary.status != "passed":
         raise UserError(f"The exported bundle failed bioimageio.core's model test ({_first_error(summary)}); "
                         f"the bundle was not written; please report this dl4mic bug with the model's model.yaml.")

@@ -9,19 +9,18 @@ plain file names.
 from __future__ import annotations
 
 import json
-import re
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from .. import __version__
 from ..networks.export_specs import export_spec
 from . import weights as W
 from .bundle import MODEL_YAML, QC_SUMMARY, STATE_DICT, TRAINING_LOG
 from .dij import apply_op
+from .yamlio import dump_yaml, load_yaml
 
 INPUT_ID = "input"
 # Plain file names for documentation/covers are the spec's form up to 0.5.10 (0.5.11+ wants {source: ...}
@@ -108,8 +107,10 @@ def _readme(m, spec, es, image_shape, qc: dict | None, halo: int, mult: int, out
         lines += ["| method | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
         for method, scores in metrics.items():
             lines.append(f"| {method} | " + " | ".join(_fmt(scores.get(n)) for n in names) + " |")
+        if qc.get("baselines"):
+            lines.append("")
         for method, text in (qc.get("baselines") or {}).items():
-            lines.append(f"\n- {method}: {text}")
+            lines.append(f"- {method}: {text}")
         if "qc_threshold" in qc:
             lines.append(f"\nBest probability threshold on the QC images: {qc['qc_threshold']:g} "
                          f"(used by this bundle's `binarize`; `dl4mic predict` uses the model's threshold "
@@ -187,6 +188,12 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     # --- weights ---
     module, kwargs = W.build_bundle_module(m.module.to("cpu").eval(), es.sigmoid)
     example = torch.zeros(1, 1, 2 * halo + mult, 2 * halo + mult)
+    probe = torch.from_numpy(np.random.default_rng(0).random((1, 1, 2 * halo + mult, 2 * halo + mult), np.float32))
+    with torch.no_grad():
+        want = m.module(probe)
+        want = torch.sigmoid(want) if es.sigmoid else want
+        if not torch.allclose(module(probe), want, atol=1e-5, rtol=1e-4):
+            raise RuntimeError("the shipped architecture source does not rebuild the trained network")
     W.save_state_dict(module, files / STATE_DICT)
     (files / W.ARCH_FILE).write_text(W.architecture_source(), encoding="utf-8")
     W.save_torchscript(module, example, files / "model_torchscript.pt")
@@ -217,8 +224,7 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     out_units = "raw" if (es.postprocessing and es.postprocessing[0][0] == "scale_linear") else (
         "mask" if m.task == "segmentation" else "normalised")
     (files / "README.md").write_text(_readme(m, spec, es, image.shape, qc, halo, mult, out_units), encoding="utf-8")
-    with open(m.dir / "model.yaml", encoding="utf-8") as fh:
-        (files / MODEL_YAML).write_text(yaml.safe_dump(yaml.safe_load(fh), sort_keys=False), encoding="utf-8")
+    (files / MODEL_YAML).write_bytes((m.dir / "model.yaml").read_bytes())
     attachments = [files / MODEL_YAML]
     if qc:
         (files / QC_SUMMARY).write_text(json.dumps(qc, indent=2), encoding="utf-8")
@@ -315,45 +321,6 @@ def _dij_rdf(rdf: dict) -> dict:
         for key in [k for k, val in w.items() if val is None or val == ""]:
             del w[key]
     return rdf
-
-
-class _Dumper(yaml.SafeDumper):
-    """PyYAML writes 1e-06, which YAML 1.1 readers (PyYAML, SnakeYAML in Fiji) take for a string."""
-
-
-def _float(dumper, value: float):
-    text = repr(float(value))
-    if "e" in text and "." not in text.split("e")[0]:
-        mantissa, exp = text.split("e")
-        text = f"{mantissa}.0e{exp}"
-    elif value != value or value in (float("inf"), float("-inf")):
-        return dumper.represent_float(value)
-    return dumper.represent_scalar("tag:yaml.org,2002:float", text)
-
-
-_Dumper.add_representer(float, _float)
-
-
-class Yaml12Loader(yaml.SafeLoader):
-    """Reads YAML 1.2 floats such as 1e-06 (ruyaml writes them) as floats, not strings."""
-
-
-Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                |[-+]?\.(?:inf|Inf|INF)
-                |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def load_yaml(text):
-    return yaml.load(text, Loader=Yaml12Loader)
-
-
-def dump_yaml(data) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 def _rewrite_rdf_for_deepimagej(zip_path: Path) -> None:

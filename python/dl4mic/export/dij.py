@@ -13,7 +13,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from .yamlio import load_yaml
 
 DIJ_OPS = ("binarize", "clip", "scale_linear", "scale_range", "sigmoid", "zero_mean_unit_variance",
            "fixed_zero_mean_unit_variance")
@@ -65,8 +66,6 @@ def check_deepimagej(bundle: str | Path) -> dict:
         rdf_name = next((n for n in ("rdf.yaml", "bioimageio.yaml") if n in names), None)
         if rdf_name is None:
             raise DijIncompatible("the bundle has no rdf.yaml at its top level")
-        from .describe import load_yaml
-
         rdf = load_yaml(zf.read(rdf_name))
 
         def read(name: str) -> bytes:

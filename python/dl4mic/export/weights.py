@@ -41,9 +41,16 @@ def unet_kwargs(module: torch.nn.Module, sigmoid: bool) -> dict:
     """Constructor arguments of `BundleUNet` that rebuild `module` (a dl4mic `UNet`)."""
     first = module.down[0][0] if len(module.down) else module.bottom[0]
     batch_norm = any(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
-    return {"in_channels": int(first.in_channels), "out_channels": int(module.head.out_channels),
-            "depth": int(module.depth), "filters": int(first.out_channels), "kernel_size": int(first.kernel_size[0]),
-            "batch_norm": bool(batch_norm), "residual": bool(module.residual), "sigmoid": bool(sigmoid)}
+    kwargs = {"in_channels": int(first.in_channels), "out_channels": int(module.head.out_channels),
+              "depth": int(module.depth), "filters": int(first.out_channels), "kernel_size": int(first.kernel_size[0]),
+              "batch_norm": bool(batch_norm), "residual": bool(module.residual)}
+    accepted = inspect.signature(type(module).__init__).parameters
+    if "blur_pool" in accepted:  # N2V2 options of the shared U-Net
+        kwargs["blur_pool"] = type(module.pool).__name__ == "MaxBlurPool"
+    if "top_skip" in accepted:
+        kwargs["top_skip"] = bool(getattr(module, "top_skip", True))
+    kwargs["sigmoid"] = bool(sigmoid)
+    return kwargs
 
 
 def build_bundle_module(module: torch.nn.Module, sigmoid: bool) -> tuple[torch.nn.Module, dict]:

@@ -10,9 +10,10 @@ from .base import Network
 def get_network(name: str) -> Network:
     from .care import Care2D
     from .n2v import N2V2D
+    from .stardist2d import StarDist2D
     from .unet_seg import UNet2D
 
-    registry = {cls.name: cls for cls in (Care2D, UNet2D, N2V2D)}
+    registry = {cls.name: cls for cls in (Care2D, UNet2D, N2V2D, StarDist2D)}
     if name not in registry:
         known = ", ".join(n for n in spec_names() if n in registry)
         raise UserError(f"Unknown network {name!r}; choose one of: {known} (`dl4mic networks` lists them).")

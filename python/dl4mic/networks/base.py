@@ -18,6 +18,9 @@ class Network:
 
     name: str = ""
     target_normalization: str | None = None  # "source" | "fixed" for restoration targets
+    # Set by the training loop before `finalize`: a callable returning the whole prepared validation
+    # regions as (network input, training target) pairs, for settings chosen on whole images (StarDist).
+    validation_images: Callable[[], list[tuple[np.ndarray, np.ndarray]]] | None = None
 
     @property
     def spec(self) -> Spec:
@@ -49,6 +52,11 @@ class Network:
     def prepare(self, normalizer: Normalizer, params: dict) -> Callable:
         """A function (raw source, raw target) -> (network input, training target) as float32 arrays."""
         raise NotImplementedError
+
+    def patch_crop(self, params: dict) -> Callable | None:
+        """Patch selection for the training sampler (`PatchSampler`'s `crop`), e.g. foreground-biased
+        patches; None for uniform random patches."""
+        return None
 
     # --- training --------------------------------------------------------------------------------
     def training_batch(self, x: np.ndarray, y: np.ndarray | None, rng: np.random.Generator,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import UserError
+from .unet_seg import mask_threshold
 
 DIJ_OPS = ("binarize", "clip", "scale_linear", "scale_range", "sigmoid", "zero_mean_unit_variance",
            "fixed_zero_mean_unit_variance")
@@ -51,7 +52,7 @@ def _care2d(config: dict) -> ExportSpec:
 
 
 def _unet2d(config: dict) -> ExportSpec:
-    threshold = float(config.get("qc_threshold", config.get("threshold", 0.5)))
+    threshold = mask_threshold(config)
     source = "QC" if "qc_threshold" in config else "validation"
     return ExportSpec(
         output_id="mask",

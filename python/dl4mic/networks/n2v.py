@@ -45,28 +45,31 @@ def blind_spot_mask(x: np.ndarray, fraction: float, radius: int, strategy: str,
     """Mask a batch (B, C, H, W) for blind-spot training; returns (masked input, mask of the masked pixels).
 
     Every image plane (sample and channel) gets its own stratified pixels. `strategy` "uniform" replaces a
-    pixel by a random neighbour within `radius` (never itself), "median" by the median of its neighbourhood
-    without itself (N2V2). Neighbourhoods are mirrored at the patch border (without repeating the edge, so
-    the centre pixel never stands in for a neighbour)."""
+    pixel by a random neighbour within `radius` (never itself; an offset that leaves the patch is mirrored),
+    "median" by the median of its neighbourhood without itself, cut at the patch border (N2V2)."""
     x = np.asarray(x, dtype=np.float32)
     b, c, h, w = x.shape
-    if min(h, w) <= radius:
+    if min(h, w) <= 2 * radius:
         raise ValueError(f"patches of {h}x{w} pixels are too small for a neighbourhood radius of {radius}")
     out, mask = x.copy(), np.zeros(x.shape, dtype=np.float32)
     offsets = _neighbour_offsets(radius)
-    padded = np.pad(x, [(0, 0), (0, 0), (radius, radius), (radius, radius)], mode="reflect")
+    padded = np.pad(x, [(0, 0), (0, 0), (radius, radius), (radius, radius)], constant_values=np.nan) \
+        if strategy == "median" else None
     for i in range(b):
         for ch in range(c):
             ys, xs = stratified_coords((h, w), fraction, rng)
             if ys.size == 0:
                 continue
-            plane = padded[i, ch]
             if strategy == "median":
-                vals = plane[ys[:, None] + radius + offsets[None, :, 0], xs[:, None] + radius + offsets[None, :, 1]]
-                values = np.median(vals, axis=1)
+                vals = padded[i, ch][ys[:, None] + radius + offsets[None, :, 0],
+                                     xs[:, None] + radius + offsets[None, :, 1]]
+                values = np.nanmedian(vals, axis=1)
             else:
                 pick = offsets[rng.integers(len(offsets), size=ys.size)]
-                values = plane[ys + radius + pick[:, 0], xs + radius + pick[:, 1]]
+                ty, tx = ys + pick[:, 0], xs + pick[:, 1]
+                ty = np.where((ty < 0) | (ty >= h), ys - pick[:, 0], ty)
+                tx = np.where((tx < 0) | (tx >= w), xs - pick[:, 1], tx)
+                values = x[i, ch, ty, tx]
             out[i, ch, ys, xs] = values
             mask[i, ch, ys, xs] = 1.0
     return out, mask

@@ -27,8 +27,9 @@ class MaxBlurPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.max_pool2d(x, kernel_size=2, stride=1)
-        c = x.shape[1]
-        return nn.functional.conv2d(x, self.kernel.to(x.dtype).expand(c, 1, 3, 3), stride=2, padding=1, groups=c)
+        b, c, h, w = x.shape  # every channel blurred alike: one 1-channel convolution (static kernel for ONNX)
+        y = nn.functional.conv2d(x.reshape(b * c, 1, h, w), self.kernel.to(x.dtype), stride=2, padding=1)
+        return y.reshape(b, c, y.shape[-2], y.shape[-1])
 
 
 class UNet(nn.Module):

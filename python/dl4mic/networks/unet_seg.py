@@ -32,6 +32,11 @@ def label_components(mask: np.ndarray) -> np.ndarray:
     return label(mask, connectivity=1).astype(np.uint16)
 
 
+def mask_threshold(config: dict) -> float:
+    """The threshold masks use: the QC's best (as the exported bundle binarizes) once QC ran, else training's."""
+    return float(config.get("qc_threshold", config.get("threshold", 0.5)))
+
+
 class UNet2D(Network):
     name = "unet2d"
 
@@ -69,5 +74,5 @@ class UNet2D(Network):
 
     def outputs(self, raw_output, image, normalizer, source_range, config):
         prob = sigmoid(raw_output[0])
-        mask = prob >= float(config.get("threshold", 0.5))
+        mask = prob >= mask_threshold(config)
         return {"probability": prob, "mask": (mask * 255).astype(np.uint8), "labels": label_components(mask)}

@@ -15,11 +15,70 @@ from .model import DEFAULT_TILE, load_model
 SUFFIXES = {"restored": "", "probability": "_prob", "mask": "_mask", "labels": "_labels"}
 
 
-def output_paths(stem: str, keys: list[str], output: Path, rois: bool) -> dict[str, Path]:
+def output_paths(stem: str, keys: list[str], output: Path, rois: bool, instance: bool = False,
+                 frames: bool = False) -> dict[str, Path]:
     paths = {k: output / f"{stem}{SUFFIXES[k]}.tif" for k in keys}
     if rois and "labels" in keys:
         paths["rois"] = output / f"{stem}_rois.zip"
+    if instance:
+        paths["objects"] = output / f"{stem}_objects.csv"
+        if frames:
+            paths["trackmate"] = output / f"{stem}_trackmate.csv"
     return paths
+
+
+FRAME_AXES = ("T", "I", "Q")  # tifffile's letters for time and for stacks of unknown meaning
+
+
+def is_time_series(path: Path) -> bool:
+    """Whether a file is a 3D TIFF stack of 2D frames (axes TYX, or a plain stack), predicted frame by frame."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            axes = tif.series[0].axes
+    except Exception:  # unreadable files are reported by read_image with the fix
+        return False
+    return len(axes) == 3 and axes[0] in FRAME_AXES
+
+
+def _predict_instances(loaded, image: np.ndarray, tile, frames: bool) -> tuple[np.ndarray, list[dict]]:
+    """Labels (YX, or TYX frame by frame) and one object row per label and frame."""
+    planes = image if frames else image[None]
+    labels, objects = [], []
+    for t, plane in enumerate(planes):
+        result = loaded.predict(np.asarray(plane), tile=tile)
+        labels.append(result["labels"])
+        objects += [({"frame": t} if frames else {}) | o for o in result.get("objects", [])]
+    return (np.stack(labels) if frames else labels[0]), objects
+
+
+def write_objects_csv(objects: list[dict], path: Path) -> Path:
+    """Per-object CSV: [frame,] label, centroid_y, centroid_x (pixels), area (pixels), score."""
+    import csv
+
+    from ..data.io import atomic_path
+
+    frames = bool(objects) and "frame" in objects[0]
+    cols = (["frame"] if frames else []) + ["label", "centroid_y", "centroid_x", "area", "score"]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(cols)
+        for o in objects:
+            writer.writerow(([o["frame"]] if frames else []) + [o["label"], f"{o['y']:.6g}", f"{o['x']:.6g}",
+                                                                 o["area"], f"{o['score']:.6g}"])
+    return path
+
+
+def write_trackmate(objects: list[dict], path: Path) -> Path:
+    from ..fiji.trackmate import write_trackmate_csv
+
+    rows = [{"id": n, "name": f"label-{o['label']}", "x": o["x"], "y": o["y"], "frame": o.get("frame", 0),
+             "radius": float(np.sqrt(o["area"] / np.pi)), "quality": o["score"], "area": o["area"]}
+            for n, o in enumerate(objects)]
+    return write_trackmate_csv(rows, path)
 
 
 def predict(model, input, output, *, rois: bool = False, tile: int | None = DEFAULT_TILE, overwrite: bool = False,
@@ -34,10 +93,14 @@ def predict(model, input, output, *, rois: bool = False, tile: int | None = DEFA
     if output.resolve() == in_dir:
         raise UserError(f"The output folder {output} is the input folder; choose another --output so inputs stay untouched.")
     loaded = load_model(model, device=device)
-    if threshold is not None:
+    if threshold is not None:  # the user's threshold wins over the training and QC ones
+        loaded.config.pop("qc_threshold", None)
         loaded.config["threshold"] = float(threshold)
-    keys = {"restoration": ["restored"], "segmentation": ["probability", "mask", "labels"]}[loaded.task]
-    planned = [(f, output_paths(f.stem, keys, output, rois)) for f in files]
+    keys = {"restoration": ["restored"], "segmentation": ["probability", "mask", "labels"],
+            "instance": ["labels"]}[loaded.task]
+    instance = loaded.task == "instance"
+    planned = [(f, output_paths(f.stem, keys, output, rois, instance, instance and is_time_series(f)))
+               for f in files]
     if not overwrite:
         for _, paths in planned:
             for p in paths.values():
@@ -49,9 +112,18 @@ def predict(model, input, output, *, rois: bool = False, tile: int | None = DEFA
     written = []
     for f, paths in planned:
         image = read_image(f)
-        result = loaded.predict(np.asarray(image), tile=tile)
-        for key in keys:
-            write_tiff(paths[key], result[key], "YX")
+        if instance:
+            frames = "trackmate" in paths
+            labels, objects = _predict_instances(loaded, np.asarray(image), tile, frames)
+            result = {"labels": labels}
+            write_tiff(paths["labels"], labels, "TYX" if frames else "YX")
+            write_objects_csv(objects, paths["objects"])
+            if frames:
+                write_trackmate(objects, paths["trackmate"])
+        else:
+            result = loaded.predict(np.asarray(image), tile=tile)
+            for key in keys:
+                write_tiff(paths[key], result[key], "YX")
         if "rois" in paths:
             from ..fiji.rois import labels_to_roi_zip
 

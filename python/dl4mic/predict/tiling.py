@@ -28,11 +28,14 @@ def predict_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, ti
 
     Each tile's core is kept and its halo discarded, so with a halo at least the receptive field the
     result equals a single pass over the whole image. `tile=None` or a tile as large as the image
-    predicts in one pass."""
+    predicts in one pass. A network whose output is subsampled by an integer stride `s` that divides
+    `multiple` (StarDist's grid) returns (1, C, h/s, w/s); the result is then (C, ceil(h/s), ceil(w/s))."""
     h, w = image.shape
     padded, _ = _pad_to_multiple(image[None, None], multiple)
     if tile is None or (h <= tile and w <= tile):
-        return run(padded)[0, :, :h, :w]
+        result = run(padded)[0]
+        s = padded.shape[-2] // result.shape[-2]
+        return result[:, :-(-h // s), :-(-w // s)]
     # Pad once, then cut windows on the 2**depth grid: every window sees the same pixels and the
     # same pooling grid as the single pass does.
     H, W = padded.shape[-2:]
@@ -45,7 +48,9 @@ def predict_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, ti
             wy0, wx0 = max(0, y0 - halo), max(0, x0 - halo)
             wy1, wx1 = min(H, y1 + halo), min(W, x1 + halo)
             result = run(padded[:, :, wy0:wy1, wx0:wx1])[0]
+            s = (wy1 - wy0) // result.shape[-2]  # output stride: 1, or StarDist's grid
             if out is None:
-                out = np.zeros((result.shape[0], H, W), dtype=result.dtype)
-            out[:, y0:y1, x0:x1] = result[:, y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
-    return out[:, :h, :w]
+                out = np.zeros((result.shape[0], H // s, W // s), dtype=result.dtype)
+            out[:, y0 // s:y1 // s, x0 // s:x1 // s] = \
+                result[:, (y0 - wy0) // s:(y1 - wy0) // s, (x0 - wx0) // s:(x1 - wx0) // s]
+    return out[:, :-(-h // s), :-(-w // s)]

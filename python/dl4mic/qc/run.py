@@ -139,6 +139,132 @@ def _qc_restoration(m, pairs, out: Path, progress) -> dict:
             "main_metric": "ssim"}
 
 
+# --- restoration without ground truth (e.g. Noise2Void on the images it denoises) -------------------------
+
+NYQUIST_FRACTIONS = ((0.5, 0.0), (0.0, 0.5), (0.5, 0.5), (0.25, 0.0), (0.0, 0.25), (0.25, 0.25),
+                     (0.25, 0.5), (0.5, 0.25))
+
+
+def power_spectrum(image: np.ndarray) -> np.ndarray:
+    """Centred power spectrum of an image (mean removed, Hann window against edge leakage)."""
+    a = np.asarray(image, np.float64)
+    a = a - a.mean()
+    win = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
+    return np.fft.fftshift(np.abs(np.fft.fft2(a * win)) ** 2)
+
+
+def checkerboard_peak(image: np.ndarray, radius: int = 3) -> float:
+    """How much the power at the periods of 2 and 4 pixels stands above its neighbourhood in the spectrum:
+    the largest ratio (power within 1 bin of such a frequency) / (median power of the ring around it).
+    About 1 for images without grid artefacts; Noise2Void's checkerboard artefacts give clear peaks."""
+    ps = power_spectrum(image)
+    h, w = ps.shape
+    if min(h, w) < 16:
+        return float("nan")
+    cy, cx = h // 2, w // 2
+    best = 0.0
+    for fy, fx in NYQUIST_FRACTIONS:
+        for sy in (1, -1):
+            y, x = cy + int(round(sy * fy * h)), cx + int(round(fx * w))
+            y, x = min(max(y, 0), h - 1), min(max(x, 0), w - 1)
+            ys, xs = np.ogrid[:h, :w]
+            # wrap-around distance so peaks at the spectrum's border (Nyquist) have a full ring
+            d = np.maximum(np.minimum(np.abs(ys - y), h - np.abs(ys - y)), np.minimum(np.abs(xs - x), w - np.abs(xs - x)))
+            peak = ps[d <= 1].max()
+            ring = ps[(d > 1) & (d <= radius + 1)]
+            if ring.size:
+                best = max(best, float(peak / max(np.median(ring), 1e-30)))
+    return best
+
+
+def _lag1_correlation(a: np.ndarray) -> float:
+    """Mean correlation of neighbouring pixels (x and y): about 0 for white noise, high for structure."""
+    a = np.asarray(a, np.float64) - np.mean(a)
+    den = float((a * a).mean())
+    if den <= 0:
+        return float("nan")
+    return float(0.5 * ((a[:, 1:] * a[:, :-1]).mean() + (a[1:] * a[:-1]).mean()) / den)
+
+
+def noise_sigma(image: np.ndarray) -> float:
+    """Standard deviation of additive white noise, estimated from one image (Immerkaer 1996: the mean absolute
+    response to a Laplacian difference mask that cancels smooth signal)."""
+    from scipy import ndimage
+
+    a = np.asarray(image, np.float64)
+    if min(a.shape) < 3:
+        return float("nan")
+    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+    r = ndimage.convolve(a, k, mode="reflect")[1:-1, 1:-1]
+    return float(np.sqrt(np.pi / 2) * np.abs(r).mean() / 6.0)
+
+
+def residual_statistics(source: np.ndarray, prediction: np.ndarray) -> dict:
+    """Scores of a denoising without ground truth, from the input and its prediction only.
+
+    residual = input - prediction is what the model removed. For a good denoiser it looks like the noise:
+    mean near 0, std near the input's noise level (`noise_sigma`, estimated from the input alone),
+    little correlation between neighbouring pixels and none with the prediction. Structure in the residual
+    (high `residual_lag1`, `residual_prediction_corr`) means signal was removed too."""
+    s, p = np.asarray(source, np.float64), np.asarray(prediction, np.float64)
+    r = s - p
+    corr = np.corrcoef(r.ravel(), p.ravel())[0, 1] if r.std() > 0 and p.std() > 0 else float("nan")
+    return {"residual_mean": float(r.mean()), "residual_std": float(r.std()),
+            "noise_sigma": noise_sigma(s), "input_std": float(s.std()), "prediction_std": float(p.std()),
+            "residual_lag1": _lag1_correlation(r), "residual_prediction_corr": float(corr),
+            "input_checkerboard": checkerboard_peak(s), "prediction_checkerboard": checkerboard_peak(p)}
+
+
+def denoising_figure(name: str, source, prediction, stats: dict | None = None):
+    """Input, prediction (same contrast), residual and the residual's power spectrum (log) of one image."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 3.2))
+    axes = fig.subplots(1, 4, gridspec_kw={"left": 0.01, "right": 0.97, "top": 0.82, "bottom": 0.02, "wspace": 0.3})
+    lo, hi = plots._limits(source)
+    res = np.asarray(source, np.float64) - np.asarray(prediction, np.float64)
+    rl = float(np.percentile(np.abs(res), 99.5)) or 1.0
+    plots._show(axes[0], source, "input", vmin=lo, vmax=hi)
+    plots._show(axes[1], prediction, "prediction (input's contrast)", vmin=lo, vmax=hi)
+    plots._show(axes[2], res, "residual: input - prediction", cmap="RdBu_r", vmin=-rl, vmax=rl, colorbar=True)
+    plots._show(axes[3], np.log10(power_spectrum(prediction) + 1e-12), "prediction power spectrum (log)",
+                cmap="magma")
+    text = name
+    if stats:
+        text += (f"   residual std {stats['residual_std']:.3g} (noise estimate {stats['noise_sigma']:.3g})"
+                 f"   neighbour corr. {stats['residual_lag1']:.2f}   grid peak {stats['prediction_checkerboard']:.1f}")
+    fig.suptitle(text, fontsize=9)
+    return fig
+
+
+def _qc_restoration_no_gt(m, pairs, out: Path, progress) -> dict:
+    rows = []
+    for i, (s_path, _) in enumerate(pairs):
+        source = read_image(s_path)
+        pred = np.asarray(m.predict(source)["restored"], dtype=np.float32)
+        _check_shape(s_path, pred, source, "input")
+        name = _stem(s_path)
+        stats = residual_statistics(source, pred)
+        rows.append({"image": s_path.name, **{f"model_{k}": v for k, v in stats.items()}})
+        write_tiff(out / "predictions" / f"{name}.tif", pred)
+        write_tiff(out / "maps" / f"{name}_residual.tif", (source.astype(np.float32) - pred).astype(np.float32))
+        if i < MAX_FIGURES:
+            plots.save(denoising_figure(name, source, pred, stats), out / "maps" / f"{name}.png")
+        if progress:
+            progress(i + 1, len(pairs), s_path.name)
+    return {"rows": rows, "baselines": {}, "ground_truth": False,
+            "extras": {"note": "No ground truth: the model is judged by what it removed (the residual input - "
+                               "prediction) and by figures; give --target clean images to get PSNR/SSIM/NRMSE."},
+            "main_metric": "residual_lag1"}
+
+
+def run_qc_without_ground_truth(model, source, output=None, overwrite: bool = True, progress="auto",
+                                callback: Callable[[dict], bool | None] | None = None) -> dict:
+    """QC of a restoration (denoising) model when no clean images exist: input vs prediction figures,
+    residual maps and residual statistics per image, loss curves, summary.json and report.pdf in MODEL/qc/."""
+    return run_qc(model, source, None, output=output, overwrite=overwrite, progress=progress, callback=callback)
+
+
 def _true_mask(mask: np.ndarray, config: dict) -> np.ndarray:
     foreground = (config.get("parameters") or {}).get("mask_foreground", "nonzero")
     return mask != 0 if foreground == "nonzero" else mask == 0
@@ -276,11 +402,12 @@ def _reporter(progress, callback, total: int, desc: str) -> Callable[[int, int, 
     return step
 
 
-def run_qc(model, source, target, output=None, overwrite: bool = True, progress="auto",
+def run_qc(model, source, target=None, output=None, overwrite: bool = True, progress="auto",
            callback: Callable[[dict], bool | None] | None = None) -> dict:
     """Predict the test pairs, score them and their baselines, write MODEL/qc/ and return the summary.
 
     `model`: a model folder or a loaded model (`.dir .config .spec .task .predict`).
+    `target=None` (restoration only, e.g. Noise2Void): QC without ground truth (residual statistics, figures).
     `progress`: auto | bar | json | none (as for training; events {"event": "qc_image", ...} go to
     `callback`), or a callable `progress(done, total, file_name)` called after each image.
     """
@@ -292,6 +419,9 @@ def run_qc(model, source, target, output=None, overwrite: bool = True, progress=
     if task not in TASKS:
         raise UserError(f"QC of {task} models is not available yet in this dl4mic version; "
                         f"score their outputs with the functions in dl4mic.qc.metrics.")
+    if target is None and task != "restoration":
+        raise UserError(f"QC of {task} models needs ground truth; give --target, the folder of true "
+                        f"masks or labels with the same file names as the images in {source}.")
     pairs = pair_files(source, target)
     progress = _reporter(progress, callback, len(pairs), f"QC {Path(m.dir).name}")
     model_dir = Path(m.dir)
@@ -301,8 +431,11 @@ def run_qc(model, source, target, output=None, overwrite: bool = True, progress=
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
     try:
-        result = {"restoration": _qc_restoration, "segmentation": _qc_segmentation,
-                  "instance": _qc_instance}[task](m, pairs, tmp, progress)
+        if target is None:
+            result = _qc_restoration_no_gt(m, pairs, tmp, progress)
+        else:
+            result = {"restoration": _qc_restoration, "segmentation": _qc_segmentation,
+                      "instance": _qc_instance}[task](m, pairs, tmp, progress)
         rows = result.pop("rows")
         spec = getattr(m, "spec", None)
         config = m.config or {}
@@ -315,7 +448,8 @@ def run_qc(model, source, target, output=None, overwrite: bool = True, progress=
             "task": task,
             "model": {"name": config.get("name", model_dir.name), "network": config.get("network"),
                       "title": getattr(spec, "title", None), "dir": str(model_dir)},
-            "test_data": {"source": str(Path(source).resolve()), "target": str(Path(target).resolve()),
+            "test_data": {"source": str(Path(source).resolve()),
+                          "target": str(Path(target).resolve()) if target is not None else None,
                           "n_images": len(rows), "files": [r["image"] for r in rows]},
             "main_metric": main,
             "means": _means(rows, "model_"),  # the model's mean scores (also under metrics.model)

@@ -154,7 +154,8 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
         normalizer = net.fit_normalization(p, lambda: [read_image(pairs[i][1]) for i in train_idx])
     cache = ImageCache(pairs, net.prepare(normalizer, p), int(p["cache_mb"]) * 2**20)
     rng = np.random.default_rng(p["seed"])
-    sampler = PatchSampler(train_regions, summary.shapes, cache, p["patch_size"], rng, augment=p["augment"])
+    sampler = PatchSampler(train_regions, summary.shapes, cache, p["patch_size"], rng, augment=p["augment"],
+                           crop=net.patch_crop(p))
     val_batches = []
     if val_regions:
         val_sampler = PatchSampler(val_regions, summary.shapes, cache, p["patch_size"],
@@ -269,6 +270,8 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     reporter.close()
 
     module.load_state_dict(torch.load(folder.best, map_location=dev, weights_only=True))
+    net.validation_images = (lambda: [tuple(a[r.y0:r.y1] for a in cache.get(r.index)) for r in val_regions]) \
+        if val_regions else None
     config.update(net.finalize(predict_batches, val_batches, p))
     best = min(history, key=lambda r: r["val_loss"] if val_batches else r["loss"]) if history else {}
     config["training"].update({

@@ -1,0 +1,112 @@
+"""Reference side of the N2V 2D benchmark: CAREamics (PyTorch Lightning) Noise2Void on the same data.
+
+Runs in benchmarks/.venv-careamics (made by run.py).  Usage:  python side_careamics.py CONFIG.json
+CONFIG names an .npz with `train` (S, Y, X raw noisy training images, dl4mic's training files),
+`val` (the raw pixels of dl4mic's validation patches) and `test/<i>` (raw noisy test images).
+Writes RESULT.json (per-epoch times from a Lightning callback) and PRED.npz (raw units, float32).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def main(cfg_path: str) -> int:
+    cfg = json.loads(Path(cfg_path).read_text())
+    t_start = time.perf_counter()
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(int(cfg["threads"]))
+    try:
+        torch.set_num_interop_threads(int(cfg["threads"]))
+    except RuntimeError:
+        pass
+    # PyPI's torchvision wheel is built against another torch; on a CPU-only torch its C++ ops do not
+    # load and its import fails on the fake registration of `nms`.  Declaring the op first makes the pure
+    # Python parts (all CAREamics uses) importable.
+    try:
+        torch.library.define("torchvision::nms", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    except RuntimeError:
+        pass
+    import careamics
+    from careamics import CAREamist
+    from careamics.config.factories.n2v_factory import create_advanced_n2v_config
+    from lightning.pytorch.callbacks import Callback
+
+    t_import = time.perf_counter() - t_start
+    p = cfg["params"]
+    data = np.load(cfg["data"])
+    train = data["train"].astype(np.float32)
+    val = data["val"].astype(np.float32)
+    tests = [data[f"test/{i}"].astype(np.float32) for i in range(int(cfg["n_test"]))]
+
+    class EpochTimer(Callback):
+        def __init__(self):
+            self.rows, self.t0 = [], None
+
+        def on_train_epoch_start(self, trainer, module):
+            self.t0 = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module):  # after the validation loop of the epoch
+            m = trainer.callback_metrics
+            get = lambda k: float(m[k]) if k in m else None  # noqa: E731
+            self.rows.append({"epoch": trainer.current_epoch + 1, "seconds": time.perf_counter() - self.t0,
+                              "loss": get("train_loss_epoch") or get("train_loss"), "val_loss": get("val_loss"),
+                              "lr": float(trainer.optimizers[0].param_groups[0]["lr"])})
+
+    config = create_advanced_n2v_config(
+        experiment_name="dl4mic_bench", data_type="array", axes="SYX",
+        patch_size=[p["patch_size"], p["patch_size"]], batch_size=p["batch_size"],
+        num_epochs=p["epochs"], num_steps=p["steps_per_epoch"], n_val_patches=len(val),
+        augmentations=None if p["augment"] else [], use_n2v2=p["variant"] == "n2v2",
+        roi_size=2 * p["neighborhood_radius"] + 1, masked_pixel_percentage=p["masked_pixel_percentage"],
+        num_workers=0, model_params={"depth": p["depth"], "num_channels_init": p["filters"]},
+        optimizer="Adam", optimizer_params={"lr": p["learning_rate"]},
+        lr_scheduler="ReduceLROnPlateau", lr_scheduler_params={"factor": p["lr_factor"], "patience": p["lr_patience"]},
+        trainer_params={"accelerator": "cpu", "devices": 1, "enable_model_summary": False},
+        seed=p["seed"] + 1,  # CAREamics needs a seed > 0
+    )
+    timer = EpochTimer()
+    work = Path(cfg["workdir"]) / "careamics"
+    careamist = CAREamist(config, work_dir=work, callbacks=[timer], enable_progress_bar=False)
+    t0 = time.perf_counter()
+    careamist.train(train_data=train, val_data=val)
+    train_s = time.perf_counter() - t0
+    n_params = int(sum(q.numel() for q in careamist.model.parameters()))
+
+    preds = {}
+    t0 = time.perf_counter()
+    m = 2 ** int(p["depth"])
+    for i, img in enumerate(tests):
+        # whole-image prediction; sides padded (mirrored) to a multiple of 2**depth as CAREamics requires
+        h, w = img.shape
+        padded = np.pad(img, [(0, (-h) % m), (0, (-w) % m)], mode="symmetric")
+        out, _ = careamist.predict(padded, axes="YX", data_type="array", batch_size=1)  # its N2V default: last
+        out = np.asarray(out[0] if isinstance(out, list) else out, np.float32)
+        preds[f"test_pred/{i}"] = out.reshape(padded.shape)[:h, :w]
+    predict_s = time.perf_counter() - t0
+    np.savez(cfg["pred"], **preds)
+    versions = {"careamics": careamics.__version__, "torch": torch.__version__, "numpy": np.__version__}
+    try:
+        import lightning
+
+        versions["lightning"] = lightning.__version__
+    except Exception:  # pragma: no cover
+        pass
+    result = {
+        "side": "careamics", "versions": versions,
+        "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
+        "n_params": n_params, "import_s": t_import, "train_s": train_s, "predict_s": predict_s,
+        "epochs": timer.rows, "prediction_weights": "last (CAREamics' default for N2V)",
+        "process_s": time.perf_counter() - t_start,
+    }
+    Path(cfg["result"]).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""StarDist 2D: dl4mic (PyTorch) against the reference, stardist's StarDist2D (TensorFlow/Keras), in one run.
+
+    .venv/bin/python benchmarks/stardist2d/run.py --quick        # smoke test: 3 epochs x 10 steps
+    .venv/bin/python benchmarks/stardist2d/run.py                # 50 epochs x 100 steps x 4 x 128x128
+    .venv/bin/python benchmarks/stardist2d/run.py --data ../shared/data/ctc_fluo_n2dh_gowt1 --patch-size 256
+
+Run it with the project's Python (the one that imports dl4mic).  The reference runs in
+benchmarks/.venv-tf (tensorflow-cpu 2.21, csbdeep 0.8.2, tensorboard; shared with the CARE benchmark),
+into which `stardist==0.9.2` is installed on first use; the venv is created if missing.
+
+What is the same on both sides
+  * data: DATA/train/{images,masks} split into training and validation files by dl4mic (read back from
+    its model.yaml), every image normalised by dl4mic's own code (per-image 1 / 99.8 percentiles),
+    label holes filled (stardist.utils.fill_label_holes) for both; the test set DATA/test/{images,masks};
+  * network: n_rays 32, grid 2, U-Net depth 3 / 32 filters / kernel 3 / no batch norm, 128-channel
+    3x3 convolution before the heads (the reference defaults, parameter counts reported);
+  * training: patch size, batch size, steps per epoch, epochs, Adam at the same learning rate,
+    ReduceLROnPlateau(0.5, patience 40), loss weights (1, 0.2), background regularisation 1e-4,
+    90% foreground patches, the same number of validation patches, best-validation weights kept;
+    augmentation: a random dihedral map (flips / 90-degree rotations) and intensity jitter
+    x * U(0.6, 2) + U(-0.2, 0.2) on both sides;
+  * thresholds: each side optimises (prob, nms) on the whole validation images by the reference's
+    procedure (golden-section on prob for nms in {0.3, 0.4, 0.5}, mean accuracy at IoU 0.3/0.5/0.7);
+  * threads: the same count for both processes; dl4mic trains in float32 unless --precision says so;
+  * evaluation: one function, dl4mic.qc.metrics.instance_metrics_many (stardist.matching, object counts
+    pooled over the test images): F1 at IoU 0.5 and mean AP (IoU 0.5:0.05:0.95, DSB 2018 definition).
+Per-epoch times: dl4mic's training/log.csv; the reference a Keras callback (both include validation);
+the first epoch is reported separately, the per-epoch figure is the median of the others.  Peak RSS is
+each subprocess's own (wait4), training + threshold optimisation + prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import common  # noqa: E402
+
+BASE_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "csbdeep==0.8.2", "tensorboard"]  # benchmarks/care2d's venv
+STARDIST_REQUIREMENT = "stardist==0.9.2"
+DEFAULT_DATA = common.REPO_DIR.parent / "shared" / "data" / "dsb2018_stage1test_nuclei_gray"
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                    help="folder with train/{images,masks} and test/{images,masks} (default: %(default)s)")
+    ap.add_argument("--epochs", type=int, help="epochs (default 50; --quick: 3)")
+    ap.add_argument("--steps", type=int, help="steps per epoch (default 100; --quick: 10)")
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--patch-size", type=int, default=128, help="(DSB's smallest image side is 161)")
+    ap.add_argument("--n-rays", type=int, default=32)
+    ap.add_argument("--grid", type=int, default=2)
+    ap.add_argument("--learning-rate", type=float, default=3e-4)
+    ap.add_argument("--val-patches", type=int, default=16)
+    ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 3 epochs x 10 steps")
+    ap.add_argument("--threads", type=int, default=2, help="compute threads for each side (default 2)")
+    ap.add_argument("--precision", default="float32", choices=["auto", "float32", "bfloat16"],
+                    help="dl4mic's training arithmetic (default float32, as the reference)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--venv", type=Path, default=common.BENCH_DIR / ".venv-tf",
+                    help="virtual environment of the reference (created or extended if needed)")
+    ap.add_argument("--only", choices=["dl4mic", "stardist"], help="run one side only (debugging)")
+    ap.add_argument("--results", type=Path, default=HERE / "results")
+    ap.add_argument("--tag", default="", help="suffix of the result file name")
+    ap.add_argument("--workdir", type=Path, help="keep models and logs here (default: a temporary folder)")
+    ap.add_argument("--keep", action="store_true", help="do not delete the temporary work folder")
+    a = ap.parse_args(argv)
+    if a.epochs is None:
+        a.epochs = 3 if a.quick else 50
+    if a.steps is None:
+        a.steps = 10 if a.quick else 100
+    return a
+
+
+def log(msg: str) -> None:
+    print(f"[stardist2d-bench {dt.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+def reference_python(venv: Path) -> Path:
+    """The reference venv's python with stardist importable (creating or extending the venv)."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        common.ensure_venv(venv, BASE_REQUIREMENTS, log=log)
+    ok = subprocess.run([str(python), "-c", "import stardist, tensorflow"], capture_output=True).returncode == 0
+    if not ok:
+        log(f"installing {STARDIST_REQUIREMENT} into {venv} (once) ...")
+        subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                        STARDIST_REQUIREMENT], check=True)
+    return python
+
+
+def dl4mic_params(a) -> dict:
+    return {"steps_per_epoch": a.steps, "batch_size": a.batch_size, "patch_size": a.patch_size,
+            "n_rays": a.n_rays, "grid": a.grid, "depth": 3, "filters": 32, "kernel_size": 3, "batch_norm": False,
+            "conv_after_unet": 128, "learning_rate": a.learning_rate, "val_split": 0.1, "seed": a.seed,
+            "lr_patience": 40, "lr_factor": 0.5, "dist_loss_weight": 0.2, "background_reg": 1e-4,
+            "foreground_prob": 0.9, "augment": not a.no_augment, "intensity_jitter": True,
+            "val_patches": a.val_patches, "precision": a.precision, "optimize_thresholds": True}
+
+
+def reference_inputs(model_dir: Path, source: Path, target: Path, test_source: Path, test_files: list[str],
+                     out: Path) -> dict:
+    """dl4mic's split and normalisation, applied to whole images for the reference (np.savez)."""
+    import numpy as np
+
+    from dl4mic.data.io import read_image
+    from dl4mic.data.normalize import Normalizer, scale
+    from dl4mic.networks.stardist2d import prepare_labels
+    from dl4mic.predict.model import read_model_config
+
+    cfg = read_model_config(model_dir)
+    if cfg["data"]["split"] != "files":
+        raise SystemExit("dl4mic split one image into strips; the benchmark needs at least two training images")
+    normalizer = Normalizer(cfg["normalization"])
+    arrays = {}
+
+    def norm(path):
+        img = read_image(path)
+        return scale(img, *normalizer.source_range(img))
+
+    for prefix, names in (("train", cfg["data"]["train_files"]), ("val", cfg["data"]["val_files"])):
+        for i, name in enumerate(names):
+            arrays[f"{prefix}_x/{i}"] = norm(source / name)
+            arrays[f"{prefix}_y/{i}"] = prepare_labels(read_image(target / name))
+    for i, name in enumerate(test_files):
+        arrays[f"test_x/{i}"] = norm(test_source / name)
+    np.savez(out, **arrays)
+    return {"config": cfg, "train_files": cfg["data"]["train_files"], "val_files": cfg["data"]["val_files"]}
+
+
+def summarise_epochs(epochs: list[dict]) -> dict:
+    secs = [e["seconds"] for e in epochs]
+    rest = secs[1:]
+    return {
+        "first_epoch_s": secs[0] if secs else None,
+        "median_epoch_s": common.median(rest) if rest else (secs[0] if secs else None),
+        "mean_epoch_s": (sum(rest) / len(rest)) if rest else None,
+        "final_loss": epochs[-1]["loss"] if epochs else None,
+        "best_val_loss": min((e["val_loss"] for e in epochs if e.get("val_loss") is not None), default=None),
+    }
+
+
+def score(pred_npz: Path, truths: list) -> dict:
+    import numpy as np
+
+    from dl4mic.qc.metrics import instance_metrics, instance_metrics_many
+
+    pred = np.load(pred_npz)
+    preds = [pred[f"test_pred/{i}"] for i in range(len(truths))]
+    pooled = instance_metrics_many(truths, preds)
+    per_image = [instance_metrics(t, p) for t, p in zip(truths, preds)]
+    at = pooled["at_0.5"]
+    return {"f1": at["f1"], "precision": at["precision"], "recall": at["recall"], "mean_ap": pooled["mean_ap"],
+            "panoptic_quality": at["panoptic_quality"], "n_true": at["n_true"], "n_pred": at["n_pred"],
+            "per_image_f1": [r["at_0.5"]["f1"] for r in per_image],
+            "per_image_mean_ap": [r["mean_ap"] for r in per_image]}
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    source, target = a.data / "train" / "images", a.data / "train" / "masks"
+    test_source, test_target = a.data / "test" / "images", a.data / "test" / "masks"
+    for d in (source, target, test_source, test_target):
+        if not d.is_dir():
+            raise SystemExit(f"{d} does not exist; give --data a folder with train/ and test/ images/ and masks/")
+    test_files = sorted(f.name for f in test_source.iterdir() if f.suffix.lower() in (".tif", ".tiff"))
+    ref_python = reference_python(a.venv) if a.only != "dl4mic" else None
+
+    work = a.workdir or Path(tempfile.mkdtemp(prefix="dl4mic-stardist2d-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"work folder {work}")
+    env = common.thread_env(a.threads)
+    load = {"start": common.load_average()}
+    params = dl4mic_params(a)
+    params["epochs"] = a.epochs
+
+    # ---- dl4mic --------------------------------------------------------------------------------
+    model_dir = work / "dl4mic_model"
+    cfg_d = {"source": str(source), "target": str(target), "model": str(model_dir), "params": params,
+             "threads": a.threads, "test_source": str(test_source), "test_files": test_files,
+             "result": str(work / "dl4mic_result.json"), "pred": str(work / "dl4mic_pred.npz")}
+    (work / "dl4mic_config.json").write_text(json.dumps(cfg_d, indent=2))
+    log(f"dl4mic: {a.epochs} epochs x {a.steps} steps x batch {a.batch_size} x {a.patch_size}px on {a.data.name} ...")
+    run_d = common.run_measured([sys.executable, str(HERE / "side_dl4mic.py"), str(work / "dl4mic_config.json")],
+                                env=env, log_file=work / "dl4mic.log")
+    load["after_dl4mic"] = common.load_average()
+    if run_d["rc"]:
+        raise SystemExit(f"dl4mic side failed (rc {run_d['rc']}):\n{common.tail(work / 'dl4mic.log')}")
+    res_d = json.loads((work / "dl4mic_result.json").read_text())
+    log(f"dl4mic done in {run_d['wall_s']:.0f} s")
+
+    # ---- reference ------------------------------------------------------------------------------
+    ref = reference_inputs(model_dir, source, target, test_source, test_files, work / "ref_data.npz")
+    res_r, run_r = None, None
+    if a.only != "dl4mic":
+        cfg_r = {"params": params, "threads": a.threads, "data": str(work / "ref_data.npz"),
+                 "workdir": str(work / "stardist_models"), "result": str(work / "stardist_result.json"),
+                 "pred": str(work / "stardist_pred.npz")}
+        (work / "stardist_config.json").write_text(json.dumps(cfg_r, indent=2))
+        log("stardist (reference): same settings ...")
+        run_r = common.run_measured([str(ref_python), str(HERE / "side_stardist.py"),
+                                     str(work / "stardist_config.json")], env=env, log_file=work / "stardist.log")
+        load["after_stardist"] = common.load_average()
+        if run_r["rc"]:
+            raise SystemExit(f"stardist side failed (rc {run_r['rc']}):\n{common.tail(work / 'stardist.log')}")
+        res_r = json.loads((work / "stardist_result.json").read_text())
+        log(f"stardist done in {run_r['wall_s']:.0f} s")
+
+    # ---- quality --------------------------------------------------------------------------------
+    from dl4mic.data.io import read_image
+
+    truths = [read_image(test_target / n) for n in test_files]
+    q_d = score(work / "dl4mic_pred.npz", truths)
+    q_r = score(work / "stardist_pred.npz", truths) if res_r else None
+
+    def side(res, run, q):
+        if res is None:
+            return None
+        return {**summarise_epochs(res["epochs"]), "train_s": res["train_s"], "threshold_s": res["threshold_s"],
+                "predict_s": res["predict_s"], "peak_rss_mb": run["peak_rss_mb"], "process_wall_s": run["wall_s"],
+                "cpu_s": run["user_s"] + run["sys_s"], "n_params": res["n_params"], "versions": res["versions"],
+                "threads": res["threads"], "thresholds": res["thresholds"], **q, "epochs": res["epochs"]}
+
+    d, r = side(res_d, run_d, q_d), side(res_r, run_r, q_r)
+    ratio = (d["median_epoch_s"] / r["median_epoch_s"]) if r and d["median_epoch_s"] and r["median_epoch_s"] else None
+    result = {
+        "benchmark": "stardist2d",
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": common.machine_info(),
+        "load_average": load,
+        "settings": {"data": str(a.data), "epochs": a.epochs, "steps_per_epoch": a.steps, "batch_size": a.batch_size,
+                     "patch_size": a.patch_size, "n_rays": a.n_rays, "grid": a.grid, "threads": a.threads,
+                     "seed": a.seed, "val_patches": a.val_patches, "augment": not a.no_augment,
+                     "dl4mic_precision": res_d.get("precision"), "train_files": ref["train_files"],
+                     "val_files": ref["val_files"], "test_files": test_files,
+                     "network": {"depth": 3, "filters": 32, "kernel_size": 3, "conv_after_unet": 128,
+                                 "learning_rate": a.learning_rate}},
+        "dl4mic": d,
+        "stardist": r,
+        "ratio_epoch_time_dl4mic_over_stardist": ratio,
+        "f1_difference_dl4mic_minus_stardist": (d["f1"] - r["f1"]) if r else None,
+    }
+    a.results.mkdir(parents=True, exist_ok=True)
+    name = (dt.date.today().isoformat() + f"-{a.data.name}" + ("-quick" if a.quick else "")
+            + (f"-{a.tag}" if a.tag else ""))
+    out = a.results / f"{name}.json"
+    n = 2
+    while out.exists():
+        out = a.results / f"{name}-{n}.json"
+        n += 1
+    common.write_json(out, result)
+    print(report_markdown(result))
+    print(f"\nresults: {out}")
+    if a.workdir is None and not a.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"work folder (models, logs): {work}")
+    return 0
+
+
+def report_markdown(r: dict) -> str:
+    s = r["settings"]
+    head = (f"StarDist 2D on {Path(s['data']).name}, {s['epochs']} epochs x {s['steps_per_epoch']} steps x batch "
+            f"{s['batch_size']} x {s['patch_size']}x{s['patch_size']}, n_rays {s['n_rays']}, grid {s['grid']}, "
+            f"{s['threads']} threads, dl4mic precision {s['dl4mic_precision']}; {r['machine']['cpu']}; "
+            f"load average {r['load_average']['start']} -> {r['load_average'].get('after_stardist')}")
+
+    def f(v, spec):
+        return None if v is None else format(v, spec)
+
+    rows = []
+    ratio = r["ratio_epoch_time_dl4mic_over_stardist"]
+    for label, x, rat in (("dl4mic", r["dl4mic"], ratio), ("stardist (reference)", r["stardist"], 1.0)):
+        if x is None:
+            continue
+        v = x["versions"]
+        label += f" ({', '.join(f'{k} {v[k]}' for k in ('dl4mic', 'torch', 'stardist', 'tensorflow') if k in v)})"
+        rows.append([label, f(x["median_epoch_s"], ".2f"), f(x["first_epoch_s"], ".2f"), f(rat, ".2f"),
+                     f(x["train_s"], ".0f"), f(x["peak_rss_mb"], ".0f"), f(x["f1"], ".3f"), f(x["mean_ap"], ".3f"),
+                     f"{x['thresholds']['prob']:.3g} / {x['thresholds']['nms']:.2g}", x["n_params"]])
+    table = common.md_table(["", "s/epoch (median, excl. 1st)", "1st epoch s", "ratio vs reference",
+                             "training s", "peak RSS MB", "F1@0.5 (test)", "mean AP", "prob / nms thresh",
+                             "parameters"], rows)
+    notes = []
+    if r["stardist"] and r["dl4mic"]["n_params"] != r["stardist"]["n_params"]:
+        notes.append(f"note: the networks differ in size ({r['dl4mic']['n_params']} vs "
+                     f"{r['stardist']['n_params']} parameters).")
+    return "\n".join([head, "", table] + ([""] + notes if notes else []))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

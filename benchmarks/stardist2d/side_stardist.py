@@ -1,0 +1,125 @@
+"""Reference side of the StarDist 2D benchmark: stardist's StarDist2D (TensorFlow/Keras) trained on the
+data run.py prepared with dl4mic's own normalisation and split, then `optimize_thresholds` on the
+validation images and `predict_instances` on the test images.
+
+Runs in the reference virtual environment (tensorflow-cpu, csbdeep, stardist; no dl4mic).
+Usage:  python side_stardist.py CONFIG.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main(cfg_path: str) -> int:
+    cfg = json.loads(Path(cfg_path).read_text())
+    p = cfg["params"]
+    threads = int(cfg["threads"])
+    t_start = time.perf_counter()
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    import keras
+    import stardist
+    import csbdeep
+    from stardist.models import Config2D, StarDist2D
+
+    t_import = time.perf_counter() - t_start
+    data = np.load(cfg["data"])
+
+    def series(prefix):
+        n = sum(1 for k in data.files if k.startswith(prefix + "/"))
+        return [data[f"{prefix}/{i}"] for i in range(n)]
+
+    X, Y = series("train_x"), series("train_y")
+    Xv, Yv = series("val_x"), series("val_y")
+    Xt = series("test_x")
+    g = int(p["grid"])
+    conf = Config2D(
+        n_rays=int(p["n_rays"]), grid=(g, g), n_channel_in=1,
+        unet_n_depth=int(p["depth"]), unet_n_filter_base=int(p["filters"]),
+        unet_kernel_size=(int(p["kernel_size"]),) * 2, unet_batch_norm=bool(p["batch_norm"]),
+        net_conv_after_unet=int(p["conv_after_unet"]),
+        train_patch_size=(int(p["patch_size"]),) * 2, train_batch_size=int(p["batch_size"]),
+        train_epochs=int(p["epochs"]), train_steps_per_epoch=int(p["steps_per_epoch"]),
+        train_learning_rate=float(p["learning_rate"]), train_n_val_patches=int(p["val_patches"]),
+        train_loss_weights=(1, float(p["dist_loss_weight"])), train_background_reg=float(p["background_reg"]),
+        train_foreground_only=float(p["foreground_prob"]),
+        train_reduce_lr={"factor": float(p["lr_factor"]), "patience": int(p["lr_patience"]), "min_delta": 0},
+        train_tensorboard=False, use_gpu=False,
+    )
+    model = StarDist2D(conf, name="reference", basedir=cfg["workdir"])
+    model.prepare_for_training()
+
+    epochs = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            epochs.append({"epoch": epoch + 1, "seconds": time.perf_counter() - self.t0,
+                           "loss": float(logs.get("loss", float("nan"))),
+                           "val_loss": float(logs["val_loss"]) if "val_loss" in logs else None})
+
+    model.callbacks.append(EpochTimer())
+    augment, jitter = bool(p["augment"]), bool(p["augment"]) and bool(p["intensity_jitter"])
+    rng = np.random.default_rng(int(p["seed"]) + 7)
+
+    def augmenter(x, y):  # the same augmentation as dl4mic: one of the 8 dihedral maps, intensity jitter
+        if augment:
+            k = int(rng.integers(8))
+            x, y = np.rot90(x, k % 4), np.rot90(y, k % 4)
+            if k >= 4:
+                x, y = x[:, ::-1], y[:, ::-1]
+            x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
+        if jitter:
+            x = (x * np.float32(rng.uniform(0.6, 2.0)) + np.float32(rng.uniform(-0.2, 0.2))).astype(np.float32)
+        return x, y
+
+    np.random.seed(int(p["seed"]))
+    t0 = time.perf_counter()
+    model.train(X, Y, validation_data=(Xv, Yv), augmenter=augmenter, epochs=int(p["epochs"]),
+                steps_per_epoch=int(p["steps_per_epoch"]))
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    thresholds = model.optimize_thresholds(Xv, Yv)
+    threshold_s = time.perf_counter() - t0
+
+    preds = {}
+    t0 = time.perf_counter()
+    for i, x in enumerate(Xt):
+        labels, _ = model.predict_instances(x, n_tiles=model._guess_n_tiles(x), show_tile_progress=False)
+        preds[f"test_pred/{i}"] = labels.astype(np.uint16 if labels.max() <= 65535 else np.uint32)
+    predict_s = time.perf_counter() - t0
+    np.savez_compressed(cfg["pred"], **preds)
+
+    result = {
+        "side": "stardist",
+        "versions": {"stardist": stardist.__version__, "csbdeep": csbdeep.__version__,
+                     "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
+        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+                    "omp": os.environ.get("OMP_NUM_THREADS")},
+        "n_params": int(model.keras_model.count_params()),
+        "import_s": t_import,
+        "train_s": train_s,
+        "threshold_s": threshold_s,
+        "predict_s": predict_s,
+        "thresholds": {"prob": float(thresholds["prob"]), "nms": float(thresholds["nms"])},
+        "epochs": epochs,
+        "process_s": time.perf_counter() - t_start,
+    }
+    Path(cfg["result"]).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,473 @@
+"""StarDist 2D (Schmidt et al., MICCAI 2018): star-convex polygons for nuclei instance segmentation.
+
+The network is the reference StarDist 2D model rebuilt in PyTorch: the input is max-pooled to the
+prediction `grid` (two 3x3 convolutions before each pooling), a U-Net laid out as CSBDeep's
+`unet_block`, a 3x3 convolution with `conv_after_unet` channels and two 1x1 heads: the object
+probability (one channel, a logit here) and `n_rays` distances from each grid pixel to the object's
+outline, in input pixels. The loss is the reference one: binary cross-entropy on the probability
+(target: the normalised Euclidean distance transform of each object) plus `dist_loss_weight` times
+the mean absolute error of the distances weighted by that target, with a small penalty on distances
+predicted on background.
+
+Geometry comes from the `stardist` package, which needs no TensorFlow for it: star distances and
+`edt_prob` for the targets, non-maximum suppression and polygon rendering for predictions, and
+`stardist.matching` for threshold optimisation and QC.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.normalize import scale
+from .base import Network
+
+#: thresholds the reference tries for NMS; IoU levels whose mean matching accuracy is maximised
+NMS_CANDIDATES = (0.3, 0.4, 0.5)
+IOU_LEVELS = (0.3, 0.5, 0.7)
+#: above this fraction of candidate pixels the model is deemed untrained and thresholds are not optimised
+MAX_CANDIDATE_FRACTION = 0.5
+#: labels a uint16 image can hold
+MAX_UINT16 = 65535
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+def _conv(cin: int, cout: int, k: int, batch_norm: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=k // 2, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(cout))
+    layers.append(nn.ReLU(inplace=True))
+    return layers
+
+
+class CsbdeepUNet(nn.Module):
+    """CSBDeep's `unet_block` (two convolutions per level): each level's last convolution narrows to the
+    width of the level above, so the output has `filters` channels (ReLU), as in StarDist."""
+
+    def __init__(self, cin: int, depth: int, filters: int, k: int, batch_norm: bool):
+        super().__init__()
+        width = [filters * 2 ** n for n in range(depth + 1)]
+        self.down = nn.ModuleList()
+        c = cin
+        for n in range(depth):
+            self.down.append(nn.Sequential(*_conv(c, width[n], k, batch_norm), *_conv(width[n], width[n], k, batch_norm)))
+            c = width[n]
+        self.middle = nn.Sequential(*_conv(c, width[depth], k, batch_norm),
+                                    *_conv(width[depth], width[max(0, depth - 1)], k, batch_norm))
+        c = width[max(0, depth - 1)]
+        self.up = nn.ModuleList()
+        for n in reversed(range(depth)):
+            self.up.append(nn.Sequential(*_conv(c + width[n], width[n], k, batch_norm),
+                                         *_conv(width[n], width[max(0, n - 1)], k, batch_norm)))
+            c = width[max(0, n - 1)]
+        self.out_channels = c
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.middle(x)
+        for block in self.up:
+            x = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+            x = block(torch.cat([x, skips.pop()], dim=1))
+        return x
+
+
+class StarDistModule(nn.Module):
+    """Input (B, 1, H, W) -> (B, 1 + n_rays, H/grid, W/grid): probability logit, then ray distances."""
+
+    def __init__(self, n_rays: int = 32, grid: int = 2, depth: int = 3, filters: int = 32, kernel_size: int = 3,
+                 batch_norm: bool = False, conv_after_unet: int = 128):
+        super().__init__()
+        self.n_rays, self.grid = n_rays, grid
+        pre: list[nn.Module] = []
+        c, g = 1, 1
+        while g < grid:
+            pre += _conv(c, filters, kernel_size, batch_norm) + _conv(filters, filters, kernel_size, batch_norm)
+            pre.append(nn.MaxPool2d(2))
+            c, g = filters, g * 2
+        self.pre = nn.Sequential(*pre)
+        self.unet = CsbdeepUNet(c, depth, filters, kernel_size, batch_norm)
+        c = self.unet.out_channels
+        self.features = nn.Sequential(*_conv(c, conv_after_unet, kernel_size, False)) if conv_after_unet > 0 \
+            else nn.Identity()
+        c = conv_after_unet if conv_after_unet > 0 else c
+        self.prob = nn.Conv2d(c, 1, 1)
+        self.dist = nn.Conv2d(c, n_rays, 1)
+        for m in self.modules():  # Keras' initialisation (glorot uniform, zero bias), as the reference
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(self.unet(self.pre(x)))
+        return torch.cat([self.prob(h), self.dist(h)], dim=1)
+
+
+class StarDistExportModule(nn.Module):
+    """What a bioimage.io / DeepImageJ bundle runs: (B, 1, H, W) -> (B, 1 + n_rays, H, W), channel 0 the
+    object probability (sigmoid applied), channels 1.. the ray distances in input pixels, upsampled from the
+    grid by repetition -- the layout StarDist's own export (`upsample_grid=True`) and its DeepImageJ
+    post-processing macro expect."""
+
+    def __init__(self, module: StarDistModule):
+        super().__init__()
+        self.module, self.grid = module, int(module.grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.module(x)
+        out = torch.cat([torch.sigmoid(out[:, :1]), out[:, 1:]], dim=1)
+        if self.grid > 1:
+            out = nn.functional.interpolate(out, scale_factor=float(self.grid), mode="nearest")
+        return out
+
+
+# ----------------------------------------------------------------------------------------------- loss
+
+def stardist_loss(dist_weight: float = 0.2, background_reg: float = 1e-4) -> Callable:
+    """The reference loss on (B, 1 + n_rays, h, w) predictions and targets [prob, dist...]:
+    BCE(prob) + dist_weight * (mean(prob * |d - d^|) / mean(prob) + background_reg * mean((1 - prob) * |d^|))."""
+
+    def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        prob_t, dist_t = target[:, :1], target[:, 1:]
+        logit, dist_p = pred[:, :1], pred[:, 1:]
+        bce = nn.functional.binary_cross_entropy_with_logits(logit, prob_t)
+        err = (dist_t - dist_p).abs()
+        dist = (prob_t * err).mean() / (prob_t.mean() + 1e-7)
+        if background_reg > 0:
+            dist = dist + background_reg * ((1 - prob_t) * dist_p.abs()).mean()
+        return bce + dist_weight * dist
+
+    return loss
+
+
+# ----------------------------------------------------------------------------------------------- targets
+
+def prepare_labels(labels: np.ndarray) -> np.ndarray:
+    """Training labels as StarDist wants them: holes filled, values that fit uint16 (relabelled if not)."""
+    from stardist.utils import fill_label_holes
+
+    labels = np.asarray(labels)
+    if labels.size and labels.max() > MAX_UINT16:
+        from skimage.segmentation import relabel_sequential
+
+        labels = relabel_sequential(labels.astype(np.int64))[0]
+    return fill_label_holes(labels.astype(np.uint16, copy=False)).astype(np.uint16, copy=False)
+
+
+def stardist_targets(labels: np.ndarray, n_rays: int, grid: int) -> np.ndarray:
+    """(B, 1, P, P) label patches -> (B, 1 + n_rays, P/grid, P/grid) float32: [object probability, distances]."""
+    from stardist.geometry import star_dist
+    from stardist.utils import edt_prob
+
+    labels = np.asarray(labels)
+    b, _, p, q = labels.shape
+    out = np.empty((b, 1 + n_rays, -(-p // grid), -(-q // grid)), np.float32)
+    for i in range(b):
+        lbl = np.ascontiguousarray(labels[i, 0], dtype=np.uint16)
+        out[i, 0] = edt_prob(lbl[::grid, ::grid])
+        out[i, 1:] = np.moveaxis(star_dist(lbl, n_rays, mode="cpp", grid=(grid, grid)), -1, 0)
+    return out
+
+
+def foreground_crop(foreground_prob: float, jitter: bool, tries: int = 16) -> Callable:
+    """Patch selection for training: with probability `foreground_prob` a patch that contains an object
+    (uniform over such patches, as the reference's `train_foreground_only`), else anywhere; then, with
+    `jitter`, the reference example's intensity augmentation x * U(0.6, 2) + U(-0.2, 0.2)."""
+
+    def crop(x, y, region, patch, rng):
+        y_hi, x_hi = region.y1 - patch, x.shape[-1] - patch
+        want_fg = y is not None and rng.random() < foreground_prob
+        sl = None
+        for _ in range(tries if want_fg else 1):
+            y0, x0 = int(rng.integers(region.y0, y_hi + 1)), int(rng.integers(0, x_hi + 1))
+            sl = (slice(y0, y0 + patch), slice(x0, x0 + patch))
+            if not want_fg or y[sl].any():
+                break
+        else:  # few objects: centre a patch around a random foreground pixel of the region
+            ys, xs = np.nonzero(y[region.y0:region.y1])
+            if ys.size:
+                j = int(rng.integers(ys.size))
+                cy, cx = int(ys[j]) + region.y0, int(xs[j])
+                y0 = min(max(cy - int(rng.integers(patch)), region.y0), y_hi)
+                x0 = min(max(cx - int(rng.integers(patch)), 0), x_hi)
+                sl = (slice(y0, y0 + patch), slice(x0, x0 + patch))
+        px, py = x[sl], (y[sl] if y is not None else None)
+        if jitter:
+            px = (px * np.float32(rng.uniform(0.6, 2.0)) + np.float32(rng.uniform(-0.2, 0.2))).astype(np.float32)
+        return px, py
+
+    return crop
+
+
+# ----------------------------------------------------------------------------------------------- instances
+
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(a, -60, 60)))).astype(np.float32)
+
+
+def instances(prob: np.ndarray, dist: np.ndarray, shape: tuple, grid: int, prob_thresh: float,
+              nms_thresh: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-maximum suppression over the whole image and polygon rendering.
+
+    `prob` (h, w) and `dist` (n_rays, h, w) on the grid (a view of the raw output; only pixels above
+    `prob_thresh` are copied). Returns (labels int32 of `shape`, points (n, 2) in pixels, scores (n,));
+    label k is the k-th kept polygon (sorted by score, descending); a polygon hidden by better ones
+    leaves no pixel."""
+    from stardist.geometry import polygons_to_label
+    from stardist.nms import non_maximum_suppression
+
+    points, scores, dists = non_maximum_suppression(np.moveaxis(dist, 0, -1), prob, grid=(grid, grid),
+                                                    prob_thresh=prob_thresh, nms_thresh=nms_thresh)
+    labels = polygons_to_label(dists, points, shape=tuple(shape), prob=scores)
+    return labels, points, scores
+
+
+def object_table(labels: np.ndarray, scores: np.ndarray) -> list[dict]:
+    """One row per label present in `labels`: label, centroid (pixels), area (pixels), score.
+    Works object by object in its bounding box, so memory stays small for large images."""
+    from scipy import ndimage
+
+    rows = []
+    for value, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        ys, xs = np.nonzero(labels[box] == value)
+        rows.append({"label": value, "y": float(ys.mean() + box[0].start), "x": float(xs.mean() + box[1].start),
+                     "area": int(ys.size), "score": float(scores[value - 1]) if value <= len(scores) else float("nan")})
+    return rows
+
+
+def as_label_image(labels: np.ndarray) -> np.ndarray:
+    """uint16 when the labels fit (as ImageJ reads them), else uint32."""
+    return labels.astype(np.uint16 if (labels.size == 0 or labels.max() <= MAX_UINT16) else np.uint32)
+
+
+def optimize_thresholds(predictions: list[tuple[np.ndarray, np.ndarray]], truths: list[np.ndarray], grid: int,
+                        nms_threshs=NMS_CANDIDATES, iou_threshs=IOU_LEVELS, measure: str = "accuracy",
+                        tol: float = 1e-2, maxiter: int = 20) -> dict:
+    """The reference's `optimize_thresholds`: for each NMS threshold, a golden-section search of the
+    probability threshold in [max_prob / 2, max_prob] maximising `measure` averaged over `iou_threshs`
+    (stardist.matching on whole images); the best pair wins."""
+    from scipy.optimize import minimize_scalar
+    from stardist.matching import matching_dataset
+
+    max_prob = max(float(np.max(p)) for p, _ in predictions)
+    bracket = (max_prob / 2, max_prob)
+    per_nms = []
+    for nms in nms_threshs:
+        values: dict[float, float] = {}
+
+        def fn(thr, nms=nms, values=values):
+            t = float(np.clip(thr, *bracket))
+            if t not in values:
+                pred = [instances(p, d, y.shape, grid, t, nms)[0] for (p, d), y in zip(predictions, truths)]
+                stats = matching_dataset(truths, pred, thresh=list(iou_threshs), show_progress=False, parallel=False)
+                values[t] = float(np.mean([s._asdict()[measure] for s in stats]))
+            return -values[t]
+
+        opt = minimize_scalar(fn, method="golden", bracket=bracket, tol=tol, options={"maxiter": maxiter})
+        per_nms.append({"nms_thresh": float(nms), "prob_thresh": float(np.clip(opt.x, *bracket)),
+                        measure: float(-opt.fun)})
+    best = max(per_nms, key=lambda r: r[measure])
+    return {"prob_thresh": best["prob_thresh"], "nms_thresh": best["nms_thresh"], "value": best[measure],
+            "measure": measure, "iou_thresholds": list(iou_threshs), "per_nms": per_nms}
+
+
+# ----------------------------------------------------------------------------------------------- checks
+
+def label_warnings(labels: np.ndarray, name: str = "label image") -> list[str]:
+    """Warnings about a label image that StarDist would learn badly from (binary masks are refused by
+    `data.check`): labels split into several separate pieces (two objects sharing one value, or a
+    fragmented object), and objects of a label that overlap another object's outline in a stack of
+    per-object masks."""
+    from scipy import ndimage
+
+    labels = np.asarray(labels)
+    out = []
+    if labels.ndim == 3:  # one mask per object (e.g. exported ROIs): overlapping objects cannot be one label image
+        overlap = int(np.count_nonzero((labels > 0).sum(axis=0) > 1))
+        if overlap:
+            out.append(f"{name} holds {labels.shape[0]} planes whose objects overlap on {overlap} pixels; StarDist "
+                       f"needs one 2D label image (overlaps resolved), e.g. from Fiji's ROI Manager > Labels.")
+        return out
+    boxes = ndimage.find_objects(labels.astype(np.int64, copy=False))
+    split = []
+    for value, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        _, n = ndimage.label(labels[box] == value)
+        if n > 1:
+            split.append(value)
+    if split:
+        shown = ", ".join(map(str, split[:8])) + (" ..." if len(split) > 8 else "")
+        out.append(f"{name} has {len(split)} label(s) made of separate pieces ({shown}); each object needs its own "
+                   f"value (relabel with skimage.measure.label, or Fiji: Analyze Particles > Count Masks).")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- network
+
+def _receptive_radius(params: dict) -> int:
+    """Input pixels each side that reach one output pixel of `StarDistModule`."""
+    k, depth, grid = int(params["kernel_size"]) // 2, int(params["depth"]), int(params["grid"])
+    r, s = 0, 1
+    while s < grid:  # 2 convs + pool
+        r += 2 * k * s + s
+        s *= 2
+    for _ in range(depth):
+        r += 2 * k * s + s
+        s *= 2
+    r += 2 * k * s  # middle
+    for _ in range(depth):
+        s //= 2
+        r += 2 * k * s + s  # nearest up-sampling misaligns by up to one coarse pixel
+    if int(params.get("conv_after_unet", 0)) > 0:
+        r += k * s
+    return r
+
+
+class StarDist2D(Network):
+    name = "stardist2d"
+
+    def build(self, params):
+        return StarDistModule(n_rays=int(params["n_rays"]), grid=int(params["grid"]), depth=int(params["depth"]),
+                              filters=int(params["filters"]), kernel_size=int(params["kernel_size"]),
+                              batch_norm=bool(params["batch_norm"]), conv_after_unet=int(params["conv_after_unet"]))
+
+    def multiple(self, params):
+        return int(params["grid"]) * 2 ** int(params["depth"])
+
+    def halo(self, params):
+        m = self.multiple(params)
+        return int(-(-(_receptive_radius(params) + m) // m) * m)
+
+    def prepare(self, normalizer, params):
+        def prepare(source, target):
+            y = prepare_labels(target) if target is not None else None
+            return scale(source, *normalizer.source_range(source)), y
+
+        return prepare
+
+    def patch_crop(self, params):
+        return foreground_crop(float(params["foreground_prob"]),
+                               bool(params["augment"]) and bool(params["intensity_jitter"]))
+
+    def training_batch(self, x, y, rng, params):
+        return x, stardist_targets(y, int(params["n_rays"]), int(params["grid"]))
+
+    def loss(self, params):
+        return stardist_loss(float(params["dist_loss_weight"]), float(params["background_reg"]))
+
+    def finalize(self, predict_batches, val_batches, params):
+        """Optimise (prob_thresh, nms_thresh) on the whole validation images, as the reference does."""
+        defaults = {"prob_thresh": float(params["prob_thresh"]), "nms_thresh": float(params["nms_thresh"])}
+        images = self.validation_images() if self.validation_images is not None else []
+        if not params.get("optimize_thresholds", True) or not images:
+            why = "disabled" if not params.get("optimize_thresholds", True) else "no validation images"
+            return {**defaults, "thresholds": {"optimized": False, "reason": why}}
+        from ..predict.tiling import predict_tiled
+
+        def run(window):
+            return predict_batches([(window, None)])[0]
+
+        grid = int(params["grid"])
+        preds, truths = [], []
+        for x, y in images:
+            raw = predict_tiled(run, x, 1024, self.halo(params), self.multiple(params))
+            preds.append((sigmoid(raw[0]), raw[1:]))
+            truths.append(np.asarray(y))
+        max_prob = max(float(p.max()) for p, _ in preds)
+        if max_prob <= 0.05:
+            return {**defaults, "thresholds": {"optimized": False, "reason": "no object predicted on validation"}}
+        candidates = sum(int(np.count_nonzero(p > max_prob / 2)) for p, _ in preds) / sum(p.size for p, _ in preds)
+        if candidates > MAX_CANDIDATE_FRACTION:  # an untrained model: NMS over most pixels would take very long
+            return {**defaults, "thresholds": {"optimized": False, "reason": f"the model does not separate objects "
+                                               f"from background yet ({candidates:.0%} of pixels above half the "
+                                               f"highest probability); train longer"}}
+        result = optimize_thresholds(preds, truths, grid)
+        if result["value"] <= 0:
+            return {**defaults, "thresholds": {"optimized": False, "reason": "no object matched on validation",
+                                               "n_images": len(images), **result}}
+        return {"prob_thresh": round(result["prob_thresh"], 6), "nms_thresh": result["nms_thresh"],
+                "thresholds": {"optimized": True, "n_images": len(images), **result}}
+
+    def outputs(self, raw_output, image, normalizer, source_range, config):
+        params = config["parameters"]
+        grid = int(params["grid"])
+        prob_thresh = float(config.get("prob_thresh", params["prob_thresh"]))
+        nms_thresh = float(config.get("nms_thresh", params["nms_thresh"]))
+        prob = sigmoid(raw_output[0])
+        labels, points, scores = instances(prob, raw_output[1:], image.shape[-2:], grid, prob_thresh, nms_thresh)
+        return {"labels": as_label_image(labels), "objects": object_table(labels, scores)}
+
+
+# ----------------------------------------------------------------------------------------------- export
+
+POSTPROCESSING_MACRO = """\
+//*******************************************************************
+// StarDist 2D post-processing for DeepImageJ, written by dl4mic.
+// Adapted from StarDist's bioimage.io export (stardist/bioimageio_utils.py, BSD-3-Clause), itself
+// adapted from https://github.com/deepimagej/imagej-macros (StarDist2D_Post-processing.ijm).
+// Needs the StarDist and DeepImageJ plugins. The image to process is the model's output: channel 1
+// the object probability, channels 2.. the ray distances.
+//*******************************************************************
+getDimensions(width, height, channels, slices, frames);
+name=getTitle();
+
+probThresh={prob};
+nmsThresh={nms};
+
+run("Make Substack...", "channels=1");
+rename("scores");
+
+selectWindow(name);
+run("Delete Slice", "delete=channel");
+selectWindow(name);
+run("Properties...", "channels=" + maxOf(channels, slices) - 1 + " slices=1 frames=1 pixel_width=1.0000 pixel_height=1.0000 voxel_depth=1.0000");
+rename("distances");
+
+run("Command From Macro", "command=[de.csbdresden.stardist.StarDist2DNMS], args=['prob':'scores', 'dist':'distances', 'probThresh':'" + probThresh + "', 'nmsThresh':'" + nmsThresh + "', 'outputType':'Both', 'excludeBoundary':'2', 'roiPosition':'Stack', 'verbose':'false'], process=[false]");
+"""
+
+MACRO_NAME = "stardist_postprocessing.ijm"
+
+
+def postprocessing_macro(config: dict) -> str:
+    """The DeepImageJ post-processing macro with the model's thresholds (attach as `MACRO_NAME`)."""
+    return (POSTPROCESSING_MACRO.replace("{prob}", f"{float(config['prob_thresh']):.6g}")
+            .replace("{nms}", f"{float(config['nms_thresh']):.6g}"))
+
+
+def bundle_config(config: dict) -> dict:
+    """`config.stardist` of a bioimage.io bundle, in the layout StarDist's own export writes (thresholds,
+    the Config2D fields that describe this network, the post-processing macro's file name)."""
+    import stardist
+
+    p = config["parameters"]
+    grid = int(p["grid"])
+    return {
+        "stardist_version": stardist.__version__, "python_version": stardist.__version__,
+        "thresholds": {"prob": float(config["prob_thresh"]), "nms": float(config["nms_thresh"])},
+        "postprocessing_macro": MACRO_NAME,
+        "config": {
+            "axes": "YXC", "n_dim": 2, "n_channel_in": 1, "n_channel_out": 1 + int(p["n_rays"]),
+            "n_rays": int(p["n_rays"]), "grid": [grid, grid], "backbone": "unet", "n_classes": None,
+            "unet_n_depth": int(p["depth"]), "unet_n_filter_base": int(p["filters"]),
+            "unet_kernel_size": [int(p["kernel_size"])] * 2, "unet_n_conv_per_depth": 2, "unet_pool": [2, 2],
+            "unet_batch_norm": bool(p["batch_norm"]), "net_conv_after_unet": int(p["conv_after_unet"]),
+            "train_patch_size": [int(p["patch_size"])] * 2, "train_dist_loss": "mae",
+            "train_loss_weights": [1.0, float(p["dist_loss_weight"])],
+            "train_background_reg": float(p["background_reg"]),
+            "train_foreground_only": float(p["foreground_prob"]),
+        },
+        "upsampled_output": grid > 1,  # the bundle's output is at input resolution (StarDistExportModule)
+    }

@@ -1,0 +1,161 @@
+"""Noise2Void 2D (n2v2d): blind-spot masking, loss, the N2V2 U-Net options, training from --source only
+(a single image), prediction and QC with and without ground truth. Tiny sizes: the file runs in < 1 min."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import dl4mic
+from dl4mic.errors import UserError
+from dl4mic.networks import get_network
+from dl4mic.networks.n2v import blind_spot_mask, masked_mse, stratified_coords
+from dl4mic.networks.unet import UNet
+from dl4mic.predict.tiling import predict_tiled
+from dl4mic.specs import load_spec
+
+from helpers import TINY, cli, write
+
+N2V_TINY = {**TINY, "steps_per_epoch": 2, "val_patches": 4}
+
+
+def test_stratified_density():
+    rng = np.random.default_rng(0)
+    n = [stratified_coords((64, 64), 0.00198, rng)[0].size for _ in range(200)]
+    assert abs(np.mean(n) / 4096 - 0.00198) < 0.0004  # N2V's 0.198 %
+    ys, xs = stratified_coords((64, 64), 0.05, rng)
+    assert ys.min() >= 0 and xs.min() >= 0 and ys.max() < 64 and xs.max() < 64
+    # one pixel per grid cell; cells of non-integer side can rarely share a pixel (masked once)
+    assert len(set(zip(ys.tolist(), xs.tolist()))) >= 0.97 * ys.size
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "median"])
+def test_blind_spot_mask_replaces_only_masked_pixels_from_their_neighbourhood(strategy):
+    rng = np.random.default_rng(1)
+    x = rng.permutation(2 * 2 * 40 * 40).reshape(2, 2, 40, 40).astype(np.float32)  # all values distinct
+    masked, mask = blind_spot_mask(x, 0.02, 2, strategy, rng)
+    assert mask.shape == x.shape and set(np.unique(mask)) <= {0.0, 1.0} and mask.sum() > 0
+    assert np.array_equal(masked[mask == 0], x[mask == 0])
+    for b, c, y, xx in zip(*np.nonzero(mask)):
+        win = x[b, c, max(0, y - 2):y + 3, max(0, xx - 2):xx + 3]
+        neighbours = win.ravel()[win.ravel() != x[b, c, y, xx]]  # the window cut at the border, without the centre
+        if strategy == "uniform":
+            assert masked[b, c, y, xx] in neighbours
+        else:
+            assert masked[b, c, y, xx] == pytest.approx(np.median(neighbours))
+
+
+def test_masked_mse_scores_masked_pixels_only():
+    pred = torch.zeros(1, 1, 4, 4)
+    orig = torch.ones(1, 1, 4, 4) * 3
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[0, 0, 1, 2] = 1
+    orig[0, 0, 1, 2] = 2
+    assert float(masked_mse(pred, torch.cat([orig, mask], 1))) == pytest.approx(4.0)
+
+
+def test_training_batch_builds_target_from_input():
+    net = get_network("n2v2d")
+    p = load_spec("n2v2d").resolve({"masked_pixel_percentage": 2.0})
+    x = np.random.default_rng(0).random((3, 1, 32, 32), dtype=np.float32)
+    xm, y = net.training_batch(x, None, np.random.default_rng(0), p)
+    assert xm.shape == x.shape and y.shape == (3, 2, 32, 32)
+    assert np.array_equal(y[:, :1], x) and y[:, 1].sum() > 0
+
+
+def test_unet_defaults_unchanged_and_n2v2_options():
+    torch.manual_seed(0)
+    a = UNet(1, 1, depth=2, filters=8)
+    torch.manual_seed(0)
+    b = UNet(1, 1, depth=2, filters=8, blur_pool=False, top_skip=True)
+    x = torch.randn(1, 1, 32, 32)
+    assert list(a.state_dict()) == list(b.state_dict()) and torch.equal(a(x), b(x))
+    n2v2 = UNet(1, 1, depth=2, filters=8, blur_pool=True, top_skip=False)
+    assert n2v2(x).shape == x.shape
+    assert n2v2.up[-1][0].in_channels == 16  # top level: no skip concatenated (would be 16 + 8)
+
+
+def test_n2v2_tiled_prediction_equals_single_pass():
+    net = get_network("n2v2d")
+    p = load_spec("n2v2d").resolve({"variant": "n2v2", "filters": 4})
+    torch.manual_seed(0)
+    module = net.build(p).eval()
+
+    def run(a):
+        with torch.inference_mode():
+            return module(torch.from_numpy(np.ascontiguousarray(a))).numpy()
+
+    img = np.random.default_rng(0).random((100, 84), dtype=np.float32)
+    whole = predict_tiled(run, img, None, net.halo(p), net.multiple(p))
+    tiled = predict_tiled(run, img, 32, net.halo(p), net.multiple(p))
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def n2v_data(tmp_path_factory):
+    """One noisy 96x96 image (smooth signal + Gaussian noise), its clean version, and a second noisy test image."""
+    root = tmp_path_factory.mktemp("n2v")
+    yy, xx = np.mgrid[:96, :96]
+    clean = (100 + 60 * np.sin(xx / 7.0) * np.cos(yy / 9.0)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    write(root / "train" / "only.tif", (clean + rng.normal(0, 20, clean.shape)).astype(np.float32))
+    write(root / "test" / "noisy" / "t1.tif", (clean + rng.normal(0, 20, clean.shape)).astype(np.float32))
+    write(root / "test" / "clean" / "t1.tif", clean)
+    return root
+
+
+@pytest.fixture(scope="module")
+def n2v_model(tmp_path_factory, n2v_data):
+    out = tmp_path_factory.mktemp("n2v_model") / "m"
+    return dl4mic.train("n2v2d", source=n2v_data / "train", model=out, epochs=1,
+                        params={**N2V_TINY, "variant": "n2v2"}, progress="none")
+
+
+def test_trains_from_source_only_on_a_single_image(n2v_model, n2v_data):
+    config = json.loads(json.dumps(dl4mic.predict.model.read_model_config(n2v_model)))
+    assert config["network"] == "n2v2d" and config["data"]["target"] is None
+    assert config["data"]["split"] == "strips of one image"
+    assert config["normalization"]["target"] == {"method": "source"}
+    assert (n2v_model / "weights" / "best.pt").is_file()
+
+
+def test_predict_keeps_input_units(n2v_model, n2v_data, tmp_path):
+    assert cli("predict", n2v_model, "--input", n2v_data / "test" / "noisy", "--output", tmp_path / "out") == 0
+    import tifffile
+
+    pred = tifffile.imread(tmp_path / "out" / "t1.tif")
+    noisy = tifffile.imread(n2v_data / "test" / "noisy" / "t1.tif")
+    assert pred.dtype == np.float32 and pred.shape == noisy.shape
+    # raw units (the input's percentile range mapped back), not the network's 0..1 (barely trained model)
+    assert noisy.min() < float(pred.mean()) < noisy.max() and float(pred.mean()) > 5
+
+
+def test_refuses_a_target(n2v_data):
+    with pytest.raises(UserError, match="--source alone"):
+        dl4mic.train("n2v2d", source=n2v_data / "train", target=n2v_data / "train", model=n2v_data / "x")
+
+
+def test_qc_with_and_without_ground_truth(n2v_model, n2v_data, tmp_path):
+    with_gt = dl4mic.qc(n2v_model, n2v_data / "test" / "noisy", n2v_data / "test" / "clean",
+                        output=tmp_path / "qc_gt", progress="none")
+    assert {"psnr", "ssim", "nrmse"} <= set(with_gt["metrics"]["model"]) and "gaussian" in with_gt["metrics"]
+    no_gt = dl4mic.qc(n2v_model, n2v_data / "test" / "noisy", output=tmp_path / "qc", progress="none")
+    assert no_gt["ground_truth"] is False and no_gt["test_data"]["target"] is None
+    m = no_gt["metrics"]["model"]
+    assert {"residual_std", "noise_sigma", "residual_lag1", "prediction_checkerboard"} <= set(m)
+    for f in ("report.pdf", "summary.json", "metrics.csv", "example.png", "maps/t1_residual.tif", "maps/t1.png",
+              "predictions/t1.tif"):
+        assert (tmp_path / "qc" / f).is_file(), f
+
+
+def test_checkerboard_peak_detects_a_grid():
+    from dl4mic.qc.run import checkerboard_peak
+
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(np.cumsum(rng.normal(size=(128, 128)), 0), 1)
+    yy, xx = np.mgrid[:128, :128]
+    grid = smooth + 0.02 * smooth.std() * ((yy + xx) % 2)
+    assert checkerboard_peak(grid) > 10 * checkerboard_peak(smooth)
