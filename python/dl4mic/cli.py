@@ -97,7 +97,8 @@ def build_parser(network: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--rois", action="store_true", help="also write ImageJ ROI zips of the objects")
     p.add_argument("--tile", type=int, default=1024, help="tile side in pixels (0: whole image at once)")
-    p.add_argument("--threshold", type=float, help="probability threshold for masks (default: the QC best threshold, else the training one)")
+    p.add_argument("--threshold", type=float,
+                   help="probability threshold for masks (default: the QC's best, else the training one)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     _progress(p)
