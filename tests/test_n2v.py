@@ -70,7 +70,7 @@ def test_unet_defaults_unchanged_and_n2v2_options():
     torch.manual_seed(0)
     a = UNet(1, 1, depth=2, filters=8)
     torch.manual_seed(0)
-    b = UNet(1, 1, depth=2, filters=8, blur_pool=False, top_skip=True)
+    b = UNet(1, 1, depth=2, filters=8, blur_pool=False, top_skip=True, upsample="nearest")
     x = torch.randn(1, 1, 32, 32)
     assert list(a.state_dict()) == list(b.state_dict()) and torch.equal(a(x), b(x))
     n2v2 = UNet(1, 1, depth=2, filters=8, blur_pool=True, top_skip=False)

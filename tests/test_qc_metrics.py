@@ -216,6 +216,10 @@ def test_affine_fit_and_gaussian_baseline():
     ssim = {k: restoration_metrics(v, clean, 255)["ssim"] for k, v in b.items()}
     assert ssim["gaussian"] > ssim["input"]
     assert baselines.restoration_baselines(noisy[:10], clean, sigma) == {}
+    # same units: scored as they are; other units: mapped onto the target's intensities first
+    np.testing.assert_array_equal(b["input"], noisy)
+    fitted = baselines.restoration_baselines(noisy / 100, clean, sigma, fit=True)
+    np.testing.assert_allclose(fitted["input"], baselines.affine_fit(noisy, clean))
 
 
 def test_otsu_picks_polarity():

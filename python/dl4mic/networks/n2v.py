@@ -5,7 +5,9 @@ A blind-spot network: in every training patch a small, stratified fraction of pi
 by a random neighbour, or for N2V2 by the median of the neighbourhood without the pixel itself) and the
 loss is the squared error on those pixels only, against their original noisy values. As pixel noise is
 independent and the signal is not, the best the network can do is predict the signal. N2V2 adds
-max-blur-pool down-sampling and drops the top skip connection, which removes N2V's checkerboard artefacts.
+max-blur-pool down-sampling and drops the top skip connection, which removes N2V's checkerboard artefacts;
+dl4mic's N2V2 also up-samples bilinearly (as CAREamics' U-Net): without the top skip, nearest up-sampling
+leaves a 2-pixel period in the outputs.
 """
 
 from __future__ import annotations
@@ -92,19 +94,15 @@ class N2V2D(Network):
     def build(self, params):
         n2v2 = self._n2v2(params)
         return UNet(1, 1, depth=params["depth"], filters=params["filters"], kernel_size=params["kernel_size"],
-                    batch_norm=params["batch_norm"], residual=False, blur_pool=n2v2, top_skip=not n2v2)
+                    batch_norm=params["batch_norm"], residual=False, blur_pool=n2v2, top_skip=not n2v2,
+                    upsample="bilinear" if n2v2 else "nearest")
 
     def halo(self, params):
         halo = receptive_halo(int(params["depth"]), int(params["kernel_size"]))
-        if self._n2v2(params):  # max-blur-pool reaches 1 + 2 pixels further at each level's scale
+        if self._n2v2(params):  # per level, max-blur-pool reaches 1 + 2 and bilinear up-sampling 2 pixels further
             m = 2 ** int(params["depth"])
-            halo += -(-(3 * (m - 1)) // m) * m
+            halo += -(-(5 * (m - 1)) // m) * m
         return halo
-
-    def fit_normalization(self, params, target_images):
-        from ..data.normalize import fit_normalizer
-
-        return fit_normalizer(params, None, "source")
 
     def prepare(self, normalizer, params):
         def prepare(source, target):

@@ -400,6 +400,11 @@ class StarDist2D(Network):
         return {"prob_thresh": round(result["prob_thresh"], 6), "nms_thresh": result["nms_thresh"],
                 "thresholds": {"optimized": True, "n_images": len(images), **result}}
 
+    def export_module(self, module: StarDistModule) -> nn.Module:
+        """The graph a bundle holds: sigmoid probability + distances at input resolution (see
+        `StarDistExportModule`); `bundle_config` and `postprocessing_macro` give the rest of the bundle."""
+        return StarDistExportModule(module)
+
     def outputs(self, raw_output, image, normalizer, source_range, config):
         params = config["parameters"]
         grid = int(params["grid"])

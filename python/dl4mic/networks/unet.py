@@ -37,15 +37,18 @@ class UNet(nn.Module):
     nearest up-sampling and concatenation up, 1x1 output; `residual` adds the input (CARE).
 
     N2V2 (Hoeck et al. 2022) options: `blur_pool` replaces max-pooling by max-blur-pooling, and
-    `top_skip=False` drops the skip connection of the top (full-resolution) level."""
+    `top_skip=False` drops the skip connection of the top (full-resolution) level; `upsample="bilinear"`
+    up-samples bilinearly (without the top skip, nearest up-sampling leaves a 2-pixel period in outputs)."""
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 2, filters: int = 32,
                  kernel_size: int = 3, batch_norm: bool = False, residual: bool = False,
-                 blur_pool: bool = False, top_skip: bool = True):
+                 blur_pool: bool = False, top_skip: bool = True, upsample: str = "nearest"):
         super().__init__()
         if residual and in_channels != out_channels:
             raise ValueError("a residual U-Net needs as many output as input channels")
-        self.depth, self.residual, self.top_skip = depth, residual, top_skip
+        if upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"upsample must be nearest or bilinear, not {upsample!r}")
+        self.depth, self.residual, self.top_skip, self.upsample = depth, residual, top_skip, upsample
         self.down = nn.ModuleList()
         c, widths = in_channels, []
         for level in range(depth):
@@ -71,7 +74,7 @@ class UNet(nn.Module):
             h = self.pool(h)
         h = self.bottom(h)
         for block in self.up:
-            h = nn.functional.interpolate(h, scale_factor=2, mode="nearest")
+            h = nn.functional.interpolate(h, scale_factor=2, mode=self.upsample)
             skip = skips.pop()
             h = block(torch.cat([h, skip], dim=1) if (skips or self.top_skip) else h)
         out = self.head(h)

@@ -96,6 +96,8 @@ def predict(model, input, output, *, rois: bool = False, tile: int | None = DEFA
     if threshold is not None:  # the user's threshold wins over the training and QC ones
         loaded.config.pop("qc_threshold", None)
         loaded.config["threshold"] = float(threshold)
+        if loaded.task == "instance":  # StarDist: the object probability threshold of NMS
+            loaded.config["prob_thresh"] = float(threshold)
     keys = {"restoration": ["restored"], "segmentation": ["probability", "mask", "labels"],
             "instance": ["labels"]}[loaded.task]
     instance = loaded.task == "instance"

@@ -3,10 +3,12 @@
 The baselines are deliberately generous (tuned on the test targets), which is the honest side
 to err on: a model that cannot beat a generous baseline is not worth its cost.
 
-* Restoration: the raw input and a Gaussian filter of it. Each is first mapped to the target's
-  intensity scale by the affine fit (a * x + b) that minimises its squared error to the target,
-  as the CARE paper and ZeroCostDL4Mic do, so a mere brightness change is not counted as error.
-  The Gaussian sigma is the one of `SIGMAS` with the best mean SSIM on (at most 8 of) the test pairs.
+* Restoration: the raw input and a Gaussian filter of it, scored exactly like the model (same
+  units, no fit) when input and target share units (denoising). When they do not (the model learnt
+  a `fixed` target range, e.g. phase -> fluorescence), each baseline is first mapped to the target's
+  intensities by the least-squares affine fit (a * x + b), since a raw input cannot be in the
+  target's units. The Gaussian sigma is the one of `SIGMAS` with the best mean SSIM on (at most 8 of)
+  the test pairs.
 * Segmentation: Otsu's threshold of each image; the polarity (bright or dark foreground) is the
   one with the better IoU pooled over the test set, and is reported.
 """
@@ -45,22 +47,26 @@ def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter(np.asarray(image, dtype=np.float64), sigma)
 
 
-def choose_sigma(sources, targets, data_range: float, sigmas=SIGMAS) -> tuple[float, dict]:
+def _as_target(image: np.ndarray, target: np.ndarray, fit: bool) -> np.ndarray:
+    return affine_fit(image, target) if fit else np.asarray(image, dtype=np.float64)
+
+
+def choose_sigma(sources, targets, data_range: float, sigmas=SIGMAS, fit: bool = False) -> tuple[float, dict]:
     """Sigma with the best mean SSIM on the first `SIGMA_PAIRS` pairs; also returns SSIM per sigma."""
     pairs = list(zip(sources, targets))[:SIGMA_PAIRS]
     scores = {}
     for s in sigmas:
         scores[float(s)] = float(np.mean([
-            restoration_metrics(affine_fit(gaussian(x, s), y), y, data_range)["ssim"] for x, y in pairs]))
+            restoration_metrics(_as_target(gaussian(x, s), y, fit), y, data_range)["ssim"] for x, y in pairs]))
     best = max(scores, key=scores.get)
     return best, scores
 
 
-def restoration_baselines(source: np.ndarray, target: np.ndarray, sigma: float) -> dict:
-    """{"input": image, "gaussian": image}, both affine-fitted to `target`; {} if shapes differ."""
+def restoration_baselines(source: np.ndarray, target: np.ndarray, sigma: float, fit: bool = False) -> dict:
+    """{"input": image, "gaussian": image} (affine-fitted to `target` if `fit`); {} if shapes differ."""
     if np.shape(source) != np.shape(target):
         return {}
-    return {"input": affine_fit(source, target), "gaussian": affine_fit(gaussian(source, sigma), target)}
+    return {"input": _as_target(source, target, fit), "gaussian": _as_target(gaussian(source, sigma), target, fit)}
 
 
 def otsu_masks(image: np.ndarray) -> tuple[np.ndarray, float]:

@@ -104,7 +104,9 @@ def _qc_restoration(m, pairs, out: Path, progress) -> dict:
     sources = [read_image(s) for s, _ in pairs[:bl.SIGMA_PAIRS]]
     targets = [read_image(t) for _, t in pairs[:bl.SIGMA_PAIRS]]
     comparable = all(s.shape == t.shape for s, t in zip(sources, targets))
-    sigma, sigma_scores = bl.choose_sigma(sources, targets, data_range) if comparable else (None, {})
+    # Baselines are fitted to the target's units only when the model itself maps to other units.
+    fit = ((getattr(m, "config", None) or {}).get("normalization", {}).get("target") or {}).get("method") == "fixed"
+    sigma, sigma_scores = bl.choose_sigma(sources, targets, data_range, fit=fit) if comparable else (None, {})
     del sources, targets
 
     rows, example_data = [], {}
@@ -118,7 +120,7 @@ def _qc_restoration(m, pairs, out: Path, progress) -> dict:
         name = _stem(s_path)
         row = {"image": s_path.name}
         row.update({f"model_{k}": v for k, v in restoration_metrics(pred, target, data_range).items()})
-        for bname, bimg in (bl.restoration_baselines(source, target, sigma) if sigma is not None else {}).items():
+        for bname, bimg in (bl.restoration_baselines(source, target, sigma, fit) if sigma is not None else {}).items():
             row.update({f"{bname}_{k}": v for k, v in restoration_metrics(bimg, target, data_range).items()})
         rows.append(row)
         rse, ssim = maps.rse_map(pred, target), maps.ssim_map(pred, target, data_range)
@@ -132,8 +134,8 @@ def _qc_restoration(m, pairs, out: Path, progress) -> dict:
         if progress:
             progress(i + 1, len(pairs), s_path.name)
     return {"rows": rows, "data_range": data_range, "data_range_rule": rule,
-            "baselines": {"input": "raw input, affine-fitted to the target",
-                          "gaussian": f"Gaussian filter (sigma {sigma}), affine-fitted to the target"}
+            "baselines": {"input": "raw input" + (", affine-fitted to the target" if fit else ""),
+                          "gaussian": f"Gaussian filter (sigma {sigma})" + (", affine-fitted to the target" if fit else "")}
             if sigma is not None else {},
             "extras": {"gaussian_sigma": sigma, "gaussian_ssim_by_sigma": sigma_scores},
             "main_metric": "ssim"}
