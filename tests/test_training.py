@@ -132,3 +132,11 @@ def test_json_progress_lines(tmp_path, care_data, capsys):
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds.count("epoch") == 2 and kinds[-1] == "done"
     assert events[1]["epochs"] == 2 and "val_loss" in events[1]
+
+
+def test_time_limit_stops_early_and_keeps_best(tmp_path, care_data):
+    model = dl4mic.train("care2d", source=care_data[0], target=care_data[1], model=tmp_path / "m", epochs=50,
+                         params={**TINY, "max_minutes": 1e-4}, progress="none")
+    config = yaml.safe_load((model / "model.yaml").read_text())
+    assert config["training"]["epochs_done"] == 1 and len(read_log(model)) == 1
+    assert "time limit" in config["training"]["stopped_early"] and (model / "weights" / "best.pt").is_file()

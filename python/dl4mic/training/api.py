@@ -262,6 +262,9 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
             reporter.update({"event": "epoch", "epoch": epoch, "epochs": total, "loss": train_loss,
                              "val_loss": val_loss, "lr": lr, "seconds": row["seconds"]},
                             {"loss": train_loss, "val_loss": val_loss})
+            if p["max_minutes"] and time.time() - started >= 60 * p["max_minutes"] and epoch < total:
+                config["training"]["stopped_early"] = f"time limit of {p['max_minutes']:g} minutes after epoch {epoch}"
+                break
     except (KeyboardInterrupt, Cancelled):
         reporter.close()
         config["training"]["status"] = "interrupted"
@@ -275,7 +278,7 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     config.update(net.finalize(predict_batches, val_batches, p))
     best = min(history, key=lambda r: r["val_loss"] if val_batches else r["loss"]) if history else {}
     config["training"].update({
-        "status": "finished", "finished": now_iso(), "epochs_done": total,
+        "status": "finished", "finished": now_iso(), "epochs_done": len(history),
         "seconds": round(sum(r["seconds"] for r in history), 2), "session_seconds": round(time.time() - started, 2),
         "best_epoch": int(best.get("epoch", 0)), "best_val_loss": float(best_val),
     })
