@@ -110,7 +110,7 @@ def predict(model, input, output, *, rois: bool = False, tile: int | None = DEFA
                     raise UserError(f"{p} already exists; choose another --output folder or add --overwrite.")
     output.mkdir(parents=True, exist_ok=True)
     reporter = Progress(progress, callback)
-    reporter.start(len(files), f"predict {loaded.dir.name}")
+    reporter.start(len(files), f"predict {loaded.dir.name}", unit="image")
     written = []
     for f, paths in planned:
         image = read_image(f)

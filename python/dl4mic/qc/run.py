@@ -395,7 +395,7 @@ def _reporter(progress, callback, total: int, desc: str) -> Callable[[int, int, 
     from ..training.progress import Progress
 
     rep = Progress(progress or "none", callback)
-    rep.start(total, desc)
+    rep.start(total, desc, unit="image")
 
     def step(done: int, n: int, name: str):
         rep.update({"event": "qc_image", "done": done, "total": n, "image": name})

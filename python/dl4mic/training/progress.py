@@ -19,12 +19,12 @@ class Progress:
             mode = "bar" if sys.stderr.isatty() else "none"
         self.mode, self.callback, self._bar = mode, callback, None
 
-    def start(self, total: int, desc: str, initial: int = 0) -> None:
-        self.emit({"event": "start", "total": total, "desc": desc, "initial": initial})
+    def start(self, total: int, desc: str, initial: int = 0, unit: str = "epoch") -> None:
+        self.emit({"event": "start", "total": total, "desc": desc, "initial": initial, "unit": unit})
         if self.mode == "bar":
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=initial, desc=desc, unit="epoch", file=sys.stderr, dynamic_ncols=True)
+            self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
     def update(self, event: dict, postfix: dict | None = None) -> None:
         if self._bar is not None:
