@@ -6,14 +6,25 @@ import torch
 from torch import nn
 
 
-def _block(cin: int, cout: int, kernel: int, batch_norm: bool) -> nn.Sequential:
+def _block(cin: int, mid: int, cout: int, kernel: int, batch_norm: bool) -> nn.Sequential:
+    """Two convolutions (cin -> mid -> cout), each with ReLU (and batch norm)."""
     layers = []
-    for c in (cin, cout):
-        layers.append(nn.Conv2d(c, cout, kernel, padding=kernel // 2, bias=not batch_norm))
+    for a, b in ((cin, mid), (mid, cout)):
+        layers.append(nn.Conv2d(a, b, kernel, padding=kernel // 2, bias=not batch_norm))
         if batch_norm:
-            layers.append(nn.BatchNorm2d(cout))
+            layers.append(nn.BatchNorm2d(b))
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def keras_init(module: nn.Module) -> None:
+    """Glorot-uniform weights and zero biases (Keras' defaults, as CSBDeep trains): a residual CARE
+    network then starts close to the identity instead of adding torch's random bias offset."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 class MaxBlurPool(nn.Module):
@@ -33,14 +44,16 @@ class MaxBlurPool(nn.Module):
 
 
 class UNet(nn.Module):
-    """U-Net (Ronneberger 2015) as CSBDeep builds it: two convolutions per level, max-pool down,
-    nearest up-sampling and concatenation up, 1x1 output; `residual` adds the input (CARE).
+    """U-Net (Ronneberger 2015) exactly as CSBDeep builds it: two convolutions per level, max-pool down,
+    nearest up-sampling and concatenation up, where the last convolution of the bottom and of each up
+    level halves the width; then a 1x1 output (none when `out_channels` is None: the features, of
+    `out_width` channels, for networks with their own heads); `residual` adds the input (CARE).
 
     N2V2 (Hoeck et al. 2022) options: `blur_pool` replaces max-pooling by max-blur-pooling, and
     `top_skip=False` drops the skip connection of the top (full-resolution) level; `upsample="bilinear"`
     up-samples bilinearly (without the top skip, nearest up-sampling leaves a 2-pixel period in outputs)."""
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 2, filters: int = 32,
+    def __init__(self, in_channels: int = 1, out_channels: int | None = 1, depth: int = 2, filters: int = 32,
                  kernel_size: int = 3, batch_norm: bool = False, residual: bool = False,
                  blur_pool: bool = False, top_skip: bool = True, upsample: str = "nearest"):
         super().__init__()
@@ -53,18 +66,22 @@ class UNet(nn.Module):
         c, widths = in_channels, []
         for level in range(depth):
             w = filters * 2 ** level
-            self.down.append(_block(c, w, kernel_size, batch_norm))
+            self.down.append(_block(c, w, w, kernel_size, batch_norm))
             widths.append(w)
             c = w
-        self.bottom = _block(c, filters * 2 ** depth, kernel_size, batch_norm)
-        c = filters * 2 ** depth
+        half = filters * 2 ** max(0, depth - 1)
+        self.bottom = _block(c, filters * 2 ** depth, half, kernel_size, batch_norm)
+        c = half
         self.up = nn.ModuleList()
         for level in reversed(range(depth)):
             skip = widths[level] if (level > 0 or top_skip) else 0
-            self.up.append(_block(c + skip, widths[level], kernel_size, batch_norm))
-            c = widths[level]
-        self.head = nn.Conv2d(c, out_channels, 1)
+            out = filters * 2 ** max(0, level - 1)
+            self.up.append(_block(c + skip, widths[level], out, kernel_size, batch_norm))
+            c = out
+        self.out_width = c
+        self.head = nn.Conv2d(c, out_channels, 1) if out_channels else None
         self.pool = MaxBlurPool() if blur_pool else nn.MaxPool2d(2)
+        keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips, h = [], x
@@ -77,6 +94,8 @@ class UNet(nn.Module):
             h = nn.functional.interpolate(h, scale_factor=2, mode=self.upsample)
             skip = skips.pop()
             h = block(torch.cat([h, skip], dim=1) if (skips or self.top_skip) else h)
+        if self.head is None:
+            return h
         out = self.head(h)
         return out + x if self.residual else out
 
