@@ -13,6 +13,7 @@ import tifffile
 import torch
 import yaml
 
+from dl4mic.data.check import label_warnings
 from dl4mic.errors import UserError
 from dl4mic.networks import get_network
 from dl4mic.networks import stardist2d as sd
@@ -245,11 +246,11 @@ def test_label_checks(tmp_path):
     labels = discs((64, 64), [(16, 16), (48, 48)], 6)
     split = labels.copy()
     split[split == 2] = 1
-    warnings = sd.label_warnings(split, "a.tif")
+    warnings = label_warnings(split, "a.tif")
     assert len(warnings) == 1 and "separate pieces" in warnings[0]
-    assert sd.label_warnings(labels) == []
+    assert label_warnings(labels) == []
     stack = np.stack([discs((64, 64), [(30, 30)], 8), discs((64, 64), [(34, 34)], 8)])
-    assert "overlap" in sd.label_warnings(stack)[0]
+    assert "overlap" in label_warnings(stack)[0]
     src, tgt = tmp_path / "src", tmp_path / "tgt"
     src.mkdir(), tgt.mkdir()
     tifffile.imwrite(src / "a.tif", np.random.default_rng(0).random((64, 64)).astype(np.float32))

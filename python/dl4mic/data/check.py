@@ -78,6 +78,35 @@ def check_image(path: Path, data: np.ndarray, role: dict, network: str, axes: st
     return ax
 
 
+def label_warnings(labels: np.ndarray, name: str = "label image") -> list[str]:
+    """Warnings about a label image that instance networks (StarDist) learn badly from (binary masks are
+    refused by `check_image`): labels split into separate pieces (two objects sharing one value, or a
+    fragmented object), and overlapping objects in a stack of per-object masks."""
+    from scipy import ndimage
+
+    labels = np.asarray(labels)
+    out = []
+    if labels.ndim == 3:  # one mask per object (e.g. exported ROIs): overlapping objects cannot be one label image
+        overlap = int(np.count_nonzero((labels > 0).sum(axis=0) > 1))
+        if overlap:
+            out.append(f"{name} holds {labels.shape[0]} planes whose objects overlap on {overlap} pixels; an instance network "
+                       f"needs one 2D label image (overlaps resolved), e.g. from Fiji's ROI Manager > Labels.")
+        return out
+    boxes = ndimage.find_objects(labels.astype(np.int64, copy=False))
+    split = []
+    for value, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        _, n = ndimage.label(labels[box] == value)
+        if n > 1:
+            split.append(value)
+    if split:
+        shown = ", ".join(map(str, split[:8])) + (" ..." if len(split) > 8 else "")
+        out.append(f"{name} has {len(split)} label(s) made of separate pieces ({shown}); each object needs its own "
+                   f"value (relabel with skimage.measure.label, or Fiji: Analyze Particles > Count Masks).")
+    return out
+
+
 def check_data(network: str | Spec, source, target=None, axes: str | None = None) -> DataSummary:
     """Pair, read and validate every file of a data set for a network; raise UserError on the first problem."""
     spec = network if isinstance(network, Spec) else load_spec(network)
@@ -101,6 +130,8 @@ def check_data(network: str | Spec, source, target=None, axes: str | None = None
                                 f"source and target images must have the same size.")
             check_image(tgt, y, spec.data["target"], spec.name, axes)
             tgt_dtypes.add(str(y.dtype))
+            if spec.data["target"].get("kind") == "labels":
+                summary.warnings += label_warnings(y, str(tgt))
             if spec.data["target"].get("kind") == "mask" and not np.any(y != y.flat[0]):
                 summary.warnings.append(f"{tgt} has a single value (no object or all object).")
     if len(all_axes) > 1:

@@ -18,9 +18,6 @@ class Network:
 
     name: str = ""
     target_normalization: str | None = None  # "source" | "fixed" for restoration targets
-    # Set by the training loop before `finalize`: a callable returning the whole prepared validation
-    # regions as (network input, training target) pairs, for settings chosen on whole images (StarDist).
-    validation_images: Callable[[], list[tuple[np.ndarray, np.ndarray]]] | None = None
 
     @property
     def spec(self) -> Spec:
@@ -68,8 +65,11 @@ class Network:
     def loss(self, params: dict) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         raise NotImplementedError
 
-    def finalize(self, predict_batches: Callable, val_batches: list, params: dict) -> dict:
-        """Settings chosen after training on the validation patches (e.g. a threshold); stored in model.yaml."""
+    def finalize(self, predict_batches: Callable, val_batches: list, params: dict,
+                 val_images: Callable[[], list[tuple[np.ndarray, np.ndarray]]] | None = None) -> dict:
+        """Settings chosen after training on the validation data (e.g. a threshold); stored in model.yaml.
+        `val_images()` gives the whole prepared validation regions as (input, target) pairs, for settings
+        that patches would bias (StarDist's thresholds)."""
         return {}
 
     # --- prediction ------------------------------------------------------------------------------

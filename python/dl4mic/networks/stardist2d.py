@@ -24,6 +24,7 @@ from torch import nn
 
 from ..data.normalize import scale
 from .base import Network
+from .unet import UNet, keras_init
 
 #: thresholds the reference tries for NMS; IoU levels whose mean matching accuracy is maximised
 NMS_CANDIDATES = (0.3, 0.4, 0.5)
@@ -44,42 +45,6 @@ def _conv(cin: int, cout: int, k: int, batch_norm: bool) -> list[nn.Module]:
     return layers
 
 
-class CsbdeepUNet(nn.Module):
-    """CSBDeep's `unet_block` (two convolutions per level): each level's last convolution narrows to the
-    width of the level above, so the output has `filters` channels (ReLU), as in StarDist."""
-
-    def __init__(self, cin: int, depth: int, filters: int, k: int, batch_norm: bool):
-        super().__init__()
-        width = [filters * 2 ** n for n in range(depth + 1)]
-        self.down = nn.ModuleList()
-        c = cin
-        for n in range(depth):
-            self.down.append(nn.Sequential(*_conv(c, width[n], k, batch_norm), *_conv(width[n], width[n], k, batch_norm)))
-            c = width[n]
-        self.middle = nn.Sequential(*_conv(c, width[depth], k, batch_norm),
-                                    *_conv(width[depth], width[max(0, depth - 1)], k, batch_norm))
-        c = width[max(0, depth - 1)]
-        self.up = nn.ModuleList()
-        for n in reversed(range(depth)):
-            self.up.append(nn.Sequential(*_conv(c + width[n], width[n], k, batch_norm),
-                                         *_conv(width[n], width[max(0, n - 1)], k, batch_norm)))
-            c = width[max(0, n - 1)]
-        self.out_channels = c
-        self.pool = nn.MaxPool2d(2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for block in self.down:
-            x = block(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.middle(x)
-        for block in self.up:
-            x = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
-            x = block(torch.cat([x, skips.pop()], dim=1))
-        return x
-
-
 class StarDistModule(nn.Module):
     """Input (B, 1, H, W) -> (B, 1 + n_rays, H/grid, W/grid): probability logit, then ray distances."""
 
@@ -94,18 +59,14 @@ class StarDistModule(nn.Module):
             pre.append(nn.MaxPool2d(2))
             c, g = filters, g * 2
         self.pre = nn.Sequential(*pre)
-        self.unet = CsbdeepUNet(c, depth, filters, kernel_size, batch_norm)
-        c = self.unet.out_channels
+        self.unet = UNet(c, None, depth=depth, filters=filters, kernel_size=kernel_size, batch_norm=batch_norm)
+        c = self.unet.out_width
         self.features = nn.Sequential(*_conv(c, conv_after_unet, kernel_size, False)) if conv_after_unet > 0 \
             else nn.Identity()
         c = conv_after_unet if conv_after_unet > 0 else c
         self.prob = nn.Conv2d(c, 1, 1)
         self.dist = nn.Conv2d(c, n_rays, 1)
-        for m in self.modules():  # Keras' initialisation (glorot uniform, zero bias), as the reference
-            if isinstance(m, nn.Conv2d):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        keras_init(self)  # as the reference
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(self.unet(self.pre(x)))
@@ -284,36 +245,6 @@ def optimize_thresholds(predictions: list[tuple[np.ndarray, np.ndarray]], truths
 
 # ----------------------------------------------------------------------------------------------- checks
 
-def label_warnings(labels: np.ndarray, name: str = "label image") -> list[str]:
-    """Warnings about a label image that StarDist would learn badly from (binary masks are refused by
-    `data.check`): labels split into several separate pieces (two objects sharing one value, or a
-    fragmented object), and objects of a label that overlap another object's outline in a stack of
-    per-object masks."""
-    from scipy import ndimage
-
-    labels = np.asarray(labels)
-    out = []
-    if labels.ndim == 3:  # one mask per object (e.g. exported ROIs): overlapping objects cannot be one label image
-        overlap = int(np.count_nonzero((labels > 0).sum(axis=0) > 1))
-        if overlap:
-            out.append(f"{name} holds {labels.shape[0]} planes whose objects overlap on {overlap} pixels; StarDist "
-                       f"needs one 2D label image (overlaps resolved), e.g. from Fiji's ROI Manager > Labels.")
-        return out
-    boxes = ndimage.find_objects(labels.astype(np.int64, copy=False))
-    split = []
-    for value, box in enumerate(boxes, start=1):
-        if box is None:
-            continue
-        _, n = ndimage.label(labels[box] == value)
-        if n > 1:
-            split.append(value)
-    if split:
-        shown = ", ".join(map(str, split[:8])) + (" ..." if len(split) > 8 else "")
-        out.append(f"{name} has {len(split)} label(s) made of separate pieces ({shown}); each object needs its own "
-                   f"value (relabel with skimage.measure.label, or Fiji: Analyze Particles > Count Masks).")
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- network
 
 def _receptive_radius(params: dict) -> int:
@@ -367,10 +298,10 @@ class StarDist2D(Network):
     def loss(self, params):
         return stardist_loss(float(params["dist_loss_weight"]), float(params["background_reg"]))
 
-    def finalize(self, predict_batches, val_batches, params):
+    def finalize(self, predict_batches, val_batches, params, val_images=None):
         """Optimise (prob_thresh, nms_thresh) on the whole validation images, as the reference does."""
         defaults = {"prob_thresh": float(params["prob_thresh"]), "nms_thresh": float(params["nms_thresh"])}
-        images = self.validation_images() if self.validation_images is not None else []
+        images = val_images() if val_images is not None else []
         if not params.get("optimize_thresholds", True) or not images:
             why = "disabled" if not params.get("optimize_thresholds", True) else "no validation images"
             return {**defaults, "thresholds": {"optimized": False, "reason": why}}

@@ -60,7 +60,7 @@ class UNet2D(Network):
 
         return loss
 
-    def finalize(self, predict_batches, val_batches, params):
+    def finalize(self, predict_batches, val_batches, params, val_images=None):
         """Choose the probability threshold with the best pooled IoU on the validation patches."""
         if not val_batches:
             return {"threshold": float(params["threshold"])}

@@ -273,9 +273,9 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     reporter.close()
 
     module.load_state_dict(torch.load(folder.best, map_location=dev, weights_only=True))
-    net.validation_images = (lambda: [tuple(a[r.y0:r.y1] for a in cache.get(r.index)) for r in val_regions]) \
+    val_images = (lambda: [tuple(a[r.y0:r.y1] for a in cache.get(r.index)) for r in val_regions]) \
         if val_regions else None
-    config.update(net.finalize(predict_batches, val_batches, p))
+    config.update(net.finalize(predict_batches, val_batches, p, val_images))
     best = min(history, key=lambda r: r["val_loss"] if val_batches else r["loss"]) if history else {}
     config["training"].update({
         "status": "finished", "finished": now_iso(), "epochs_done": len(history),
