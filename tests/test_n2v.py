@@ -75,7 +75,9 @@ def test_unet_defaults_unchanged_and_n2v2_options():
     assert list(a.state_dict()) == list(b.state_dict()) and torch.equal(a(x), b(x))
     n2v2 = UNet(1, 1, depth=2, filters=8, blur_pool=True, top_skip=False)
     assert n2v2(x).shape == x.shape
-    assert n2v2.up[-1][0].in_channels == 16  # top level: no skip concatenated (would be 16 + 8)
+    plain = UNet(1, 1, depth=2, filters=8)
+    # top level: the skip (8 channels) is not concatenated
+    assert n2v2.up[-1][0].in_channels == plain.up[-1][0].in_channels - 8
 
 
 def test_n2v2_tiled_prediction_equals_single_pass():

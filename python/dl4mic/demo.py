@@ -33,15 +33,15 @@ def run_demo(workdir=None, epochs: int | None = None, overwrite: bool = False, p
     qc = dl4mic.qc(model, test / "noisy", test / "clean", progress=progress)
     print(f"4/4 predict {test}/noisy -> {predictions}")
     written = dl4mic.predict(model, test / "noisy", predictions, overwrite=overwrite, progress=progress)
-    means = qc.get("means", {})
+    scores = qc.get("metrics", {})
     outputs = {
         "model": model, "training log": model / "training" / "log.csv", "training report": model / "training" / "report.pdf",
         "qc metrics": model / "qc" / "metrics.csv", "qc summary": model / "qc" / "summary.json",
         "qc report": model / "qc" / "report.pdf", "predictions": predictions,
     }
     print(f"\nDone in {time.time() - t0:.0f} s.")
-    if means:
-        print("QC means: " + ", ".join(f"{k} {v:.4g}" for k, v in means.items() if isinstance(v, (int, float))))
+    for name, values in scores.items():
+        print(f"QC {name:<9} " + ", ".join(f"{k} {v:.4g}" for k, v in values.items() if isinstance(v, (int, float))))
     for name, path in outputs.items():
         print(f"  {name:<16} {path}")
     for paths in written:
