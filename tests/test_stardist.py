@@ -192,9 +192,10 @@ def test_4096_tiled_no_duplicates_or_cuts_bounded_memory(tmp_path):
     assert r["objects"] == r["n"]
     row = r["row"]
     assert set(row) == {"label", "y", "x", "area", "score"} and row["area"] > 200 and 0.5 < row["score"] <= 1
-    # the 9 x 2048 x 2048 float32 grid map is 151 MB and the normalised image 64 MB; one untiled U-Net layer
-    # of 32 channels at 4096 x 4096 alone would be 2 GB
-    assert r["peak_mb"] < 500, r
+    # the 9 x 2048 x 2048 float32 grid map is 151 MB and the normalised image 64 MB (about 300 MB measured
+    # alone; allocator reuse varies between runs, so the bound has slack); one untiled U-Net layer of 32
+    # channels at 4096 x 4096 alone would be 2 GB
+    assert r["peak_mb"] < 800, r
 
 
 def test_predict_cli_outputs_and_time_series(tmp_path, monkeypatch):

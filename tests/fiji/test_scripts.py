@@ -140,7 +140,8 @@ def test_train_asks_the_networks_basic_parameters(ij, rm, fake_dl4mic, tmp_path)
     assert argv[:2] == ["train", "unet2d"] and argv[-2:] == ["--progress", "json"]
     params = dict(a.split("=") for a in argv[argv.index("--param"):] if "=" in a)
     assert params == {"epochs": "2", "steps_per_epoch": "3", "batch_size": "4", "patch_size": "32",
-                      "learning_rate": "0.001", "val_split": "0.2", "augment": "true", "mask_foreground": "zero"}
+                      "learning_rate": "0.001", "val_split": "0.2", "augment": "true", "mask_foreground": "zero",
+                      "max_minutes": "0.0"}
     assert {"--overwrite", "--model", "--source", "--target"} <= set(argv)
     assert set(params) == {p["name"] for p in specs_for_fiji()["unet2d"]["parameters"]}
 

@@ -93,9 +93,16 @@ class N2V2D(Network):
 
     def build(self, params):
         n2v2 = self._n2v2(params)
-        return UNet(1, 1, depth=params["depth"], filters=params["filters"], kernel_size=params["kernel_size"],
-                    batch_norm=params["batch_norm"], residual=False, blur_pool=n2v2, top_skip=not n2v2,
-                    upsample="bilinear" if n2v2 else "nearest")
+        module = UNet(1, 1, depth=params["depth"], filters=params["filters"], kernel_size=params["kernel_size"],
+                      batch_norm=params["batch_norm"], residual=False, blur_pool=n2v2, top_skip=not n2v2,
+                      upsample="bilinear" if n2v2 else "nearest")
+        # PyTorch's default initialisation (as CAREamics), not the backbone's Keras/Glorot one: with the few
+        # masked pixels per patch, Glorot's larger output layer makes N2V converge several times more slowly
+        # (BSD400, 4 x 20 x 32 patches: validation loss 0.041 against 0.017).
+        for m in module.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.reset_parameters()
+        return module
 
     def halo(self, params):
         halo = receptive_halo(int(params["depth"]), int(params["kernel_size"]))
