@@ -87,7 +87,8 @@ def build_parser(network: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("qc", help="score a model against ground truth; writes MODEL/qc/")
     p.add_argument("model")
     p.add_argument("--source", required=True, help="test images")
-    p.add_argument("--target", required=True, help="ground truth with the same file names")
+    p.add_argument("--target", help="ground truth with the same file names (leave out for denoising models "
+                                     "such as n2v2d: QC then reports residual statistics)")
     _progress(p)
     _common(p)
 

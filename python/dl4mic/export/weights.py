@@ -49,6 +49,8 @@ def unet_kwargs(module: torch.nn.Module, sigmoid: bool) -> dict:
         kwargs["blur_pool"] = type(module.pool).__name__ == "MaxBlurPool"
     if "top_skip" in accepted:
         kwargs["top_skip"] = bool(getattr(module, "top_skip", True))
+    if "upsample" in accepted:
+        kwargs["upsample"] = str(getattr(module, "upsample", "nearest"))
     kwargs["sigmoid"] = bool(sigmoid)
     return kwargs
 

@@ -29,7 +29,7 @@ class ExportSpec:
     extra_config: dict = field(default_factory=dict)     # extra `config` entries (e.g. config.stardist)
 
 
-def _care2d(config: dict) -> ExportSpec:
+def _restoration(config: dict) -> ExportSpec:
     target = (config.get("normalization") or {}).get("target") or {"method": "source"}
     if target.get("method") == "fixed":
         lo, hi = float(target["low"]), float(target["high"])
@@ -65,7 +65,7 @@ def _unet2d(config: dict) -> ExportSpec:
                     f"probability map and labelled objects."))
 
 
-EXPORT_SPECS: dict[str, Callable[[dict], ExportSpec]] = {"care2d": _care2d, "unet2d": _unet2d}
+EXPORT_SPECS: dict[str, Callable[[dict], ExportSpec]] = {"care2d": _restoration, "n2v2d": _restoration, "unet2d": _unet2d}
 
 
 def export_spec(config: dict) -> ExportSpec:
