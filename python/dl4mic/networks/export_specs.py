@@ -65,7 +65,8 @@ def _unet2d(config: dict) -> ExportSpec:
                     f"probability map and labelled objects."))
 
 
-EXPORT_SPECS: dict[str, Callable[[dict], ExportSpec]] = {"care2d": _restoration, "n2v2d": _restoration, "unet2d": _unet2d}
+EXPORT_SPECS: dict[str, Callable[[dict], ExportSpec]] = {
+    "care2d": _restoration, "n2v2d": _restoration, "unet2d": _unet2d}
 
 
 def export_spec(config: dict) -> ExportSpec:
