@@ -22,6 +22,17 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 
 
+def set_torch_threads(threads: int) -> None:
+    """Give a PyTorch side exactly `threads` intra- and inter-op threads (same as the reference side)."""
+    import torch
+
+    torch.set_num_threads(int(threads))
+    try:
+        torch.set_num_interop_threads(int(threads))
+    except RuntimeError:  # already set once in this process
+        pass
+
+
 # --------------------------------------------------------------------------- venvs
 
 def ensure_venv(path: Path, requirements: list[str], log=print) -> Path:

@@ -1,5 +1,6 @@
 """Training and QC reports: they open, have the expected pages, and name what they report."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +21,8 @@ def pages(path) -> int:
 
 def text(path) -> str:
     if shutil.which("pdftotext") is None:
+        if os.environ.get("CI"):  # make test installs poppler-utils: in CI a missing one is a failure
+            pytest.fail("pdftotext is missing; tools/system-deps.sh installs poppler-utils")
         pytest.skip("pdftotext (poppler-utils) is not installed")
     out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
     return " ".join(out.split())

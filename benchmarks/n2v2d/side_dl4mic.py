@@ -13,6 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402  benchmarks/common.py
+
 
 def main(cfg_path: str) -> int:
     cfg = json.loads(Path(cfg_path).read_text())
@@ -20,11 +23,7 @@ def main(cfg_path: str) -> int:
     import numpy as np
     import torch
 
-    torch.set_num_threads(int(cfg["threads"]))
-    try:
-        torch.set_num_interop_threads(int(cfg["threads"]))
-    except RuntimeError:
-        pass
+    common.set_torch_threads(cfg["threads"])
     import dl4mic
     from dl4mic.data.io import read_image
     from dl4mic.predict.model import load_model
