@@ -61,12 +61,36 @@ def unet(tmp_path_factory, isbi):
     return model, dl4mic.export(model, model / "export" / "unet.bioimage.io.zip", report=report), report
 
 
+@pytest.fixture(scope="module")
+def dsb(tmp_path_factory, shared_data):
+    """Three 256x256 DSB 2018 nuclei images with their label masks."""
+    root = tmp_path_factory.mktemp("dsb")
+    src = shared_data / "dsb2018_stage1test_nuclei_gray" / "train"
+    names = [n for n in sorted(f.name for f in (src / "images").iterdir())
+             if read_image(src / "images" / n).shape == (256, 256)][:3]
+    for kind in ("images", "masks"):
+        for n in names:
+            write(root / kind / n, read_image(src / kind / n))
+    return root / "images", root / "masks"
+
+
+@pytest.fixture(scope="module")
+def stardist(tmp_path_factory, dsb):
+    model = tmp_path_factory.mktemp("stardist") / "sd"
+    dl4mic.train("stardist2d", source=dsb[0], target=dsb[1], model=model, epochs=1,
+                 params={"depth": 2, "filters": 8, "conv_after_unet": 16, "n_rays": 16, "steps_per_epoch": 2,
+                         "batch_size": 2, "patch_size": 64, "val_patches": 4, "precision": "float32",
+                         "val_split": 0.34}, progress="none")
+    report = {}
+    return model, dl4mic.export(model, report=report), report
+
+
 def _rdf(path) -> dict:
     with zipfile.ZipFile(path) as zf:
         return load_yaml(zf.read("rdf.yaml"))
 
 
-@pytest.mark.parametrize("which", ["care", "unet"])
+@pytest.mark.parametrize("which", ["care", "unet", "stardist"])
 def test_bioimageio_test_passes_for_each_weight_format(which, request):
     """The export ran bioimageio.core's model test on the finished zip; every weight format passed."""
     model, path, report = request.getfixturevalue(which)
@@ -82,7 +106,7 @@ def test_bioimageio_test_passes_for_each_weight_format(which, request):
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no staging leftovers
 
 
-@pytest.mark.parametrize("which", ["care", "unet"])
+@pytest.mark.parametrize("which", ["care", "unet", "stardist"])
 def test_deepimagej_compatibility_offline(which, request):
     """The zoo's DeepImageJ check: one input, supported ops only, ONNX opset <= 18 / IR <= 8, sample input
     equals test input, ONNX weights on the sample without halo reproduce the test output."""
@@ -94,12 +118,14 @@ def test_deepimagej_compatibility_offline(which, request):
     ops = [p["id"] for t in rdf["inputs"] for p in t["preprocessing"]]
     ops += [p["id"] for t in rdf["outputs"] for p in t["postprocessing"]]
     assert ops and set(ops) <= set(DIJ_OPS)
+    n_out = len(rdf["outputs"][0]["axes"][1]["channel_names"])
     with zipfile.ZipFile(path) as zf:
         proto = onnx.load_model_from_string(zf.read(rdf["weights"]["onnx"]["source"]))
         sample = tifffile.imread(io.BytesIO(zf.read(rdf["inputs"][0]["sample_tensor"]["source"])))
         test_in = np.load(io.BytesIO(zf.read(rdf["inputs"][0]["test_tensor"]["source"])))
     assert proto.ir_version <= 8 and max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) <= 18
     np.testing.assert_array_equal(sample, test_in[0, 0])
+    assert np.load(io.BytesIO(zipfile.ZipFile(path).read(rdf["outputs"][0]["test_tensor"]["source"]))).shape[1] == n_out
     result = check_deepimagej(path)
     assert result["max_abs_diff"] <= 1.5e-4
     # DeepImageJ reads plain file names for documentation and covers, and tiles with the declared halo
@@ -119,7 +145,7 @@ def test_bundle_contents_care(care):
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         readme = zf.read("README.md").decode()
-    assert {"README.md", "cover.png", "model.onnx", "model_torchscript.pt", "weights.pt", "dl4mic_unet.py",
+    assert {"README.md", "cover.png", "model.onnx", "model_torchscript.pt", "weights.pt", "dl4mic_network.py",
             "test_input.npy", "test_output.npy", "sample_input.tif", "sample_output.tif",
             B.MODEL_YAML, B.TRAINING_LOG} <= names
     assert "# Validation" in readme and "not been through quality control" in readme and "Weigert" in readme
@@ -145,16 +171,44 @@ def test_bundle_contents_unet_carries_qc(unet):
     assert rdf["config"]["dl4mic"]["qc"]["metrics"]["model"]["iou"] == pytest.approx(summary["means"]["iou"])
 
 
-@pytest.mark.parametrize("which", ["care", "unet"])
-def test_round_trip_predict_from_zip_equals_folder(which, request, tmp_path, samples, isbi):
+def test_bundle_contents_stardist(stardist):
+    """StarDist's bundle layout: one output with probability + n_rays distances at the input's resolution,
+    config.stardist with the model's thresholds, and the DeepImageJ post-processing macro attached and named."""
+    model, path, _ = stardist
+    config = yaml.safe_load((model / "model.yaml").read_text())
+    rdf = _rdf(path)
+    out = rdf["outputs"][0]
+    assert out["axes"][1]["channel_names"] == ["prob"] + [f"dist_{i}" for i in range(16)]
+    assert out["postprocessing"] == [] and rdf["inputs"][0]["preprocessing"][0]["id"] == "scale_range"
+    sd = rdf["config"]["stardist"]
+    assert sd["thresholds"] == {"prob": pytest.approx(config["prob_thresh"]), "nms": config["nms_thresh"]}
+    assert sd["config"]["n_rays"] == 16 and sd["config"]["grid"] == [2, 2] and sd["upsampled_output"] is True
+    post = rdf["config"]["deepimagej"]["prediction"]["postprocess"][0]
+    assert post == {"spec": "ij.IJ::runMacroFile", "kwargs": sd["postprocessing_macro"]}
+    with zipfile.ZipFile(path) as zf:
+        macro = zf.read(sd["postprocessing_macro"]).decode()
+        test_in = np.load(io.BytesIO(zf.read(rdf["inputs"][0]["test_tensor"]["source"])))
+        test_out = np.load(io.BytesIO(zf.read(out["test_tensor"]["source"])))
+        readme = zf.read("README.md").decode()
+    assert f"probThresh={config['prob_thresh']:.6g};" in macro and "StarDist2DNMS" in macro
+    assert test_out.shape == (1, 17) + test_in.shape[2:]
+    assert 0 <= test_out[:, 0].min() and test_out[:, 0].max() <= 1       # probability, sigmoid in the graph
+    assert sd["postprocessing_macro"] in readme and "Schmidt" in readme
+
+
+@pytest.mark.parametrize("which", ["care", "unet", "stardist"])
+def test_round_trip_predict_from_zip_equals_folder(which, request, tmp_path, samples, isbi, dsb):
     model, path, _ = request.getfixturevalue(which)
-    inputs = samples / "test" / "noisy" if which == "care" else isbi[0]
+    inputs = {"care": samples / "test" / "noisy", "unet": isbi[0], "stardist": dsb[0]}[which]
     assert cli("predict", model, "--input", inputs, "--output", tmp_path / "folder") == 0
     assert cli("predict", path, "--input", inputs, "--output", tmp_path / "zip") == 0
     a, b = sorted((tmp_path / "folder").iterdir()), sorted((tmp_path / "zip").iterdir())
     assert [p.name for p in a] == [p.name for p in b] and a
     for pa, pb in zip(a, b):
-        np.testing.assert_array_equal(tifffile.imread(pa), tifffile.imread(pb))
+        if pa.suffix == ".csv":
+            assert pa.read_text() == pb.read_text()
+        else:
+            np.testing.assert_array_equal(tifffile.imread(pa), tifffile.imread(pb))
 
 
 def test_train_from_bundle(care, tmp_path, samples):

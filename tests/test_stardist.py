@@ -125,7 +125,7 @@ def test_export_module_and_bundle_config():
     p = small_params()
     module = NET.build(p).eval()
     with torch.no_grad():
-        out = sd.StarDistExportModule(module)(torch.zeros(1, 1, 32, 48))
+        out = NET.export_module(module)(torch.zeros(1, 1, 32, 48))
     assert out.shape == (1, 17, 32, 48) and float(out[:, 0].min()) >= 0 and float(out[:, 0].max()) <= 1
     config = {"parameters": p, "prob_thresh": 0.61, "nms_thresh": 0.3}
     sdc = sd.bundle_config(config)

@@ -131,10 +131,6 @@ def _config(m, spec, es, qc, image_shape, out_shape, out_units: str, training_ho
     from bioimageio.spec.model import v0_5 as v
 
     p, c = m.params, m.config
-    if m.task == "segmentation":
-        loss = f"BCEWithLogitsLoss + {p.get('dice_weight', 0)} x soft Dice"
-    else:
-        loss = "L1Loss (MAE)" if p.get("loss") == "mae" else "MSELoss"
     norm = c["normalization"]["source"]
     training = v.TrainingDetails(
         training_preprocessing=(f"per-image percentile normalisation ({norm['low']:g}-{norm['high']:g}); random "
@@ -144,19 +140,18 @@ def _config(m, spec, es, qc, image_shape, out_shape, out_units: str, training_ho
         training_batch_size=float(p["batch_size"]), initial_learning_rate=float(p["learning_rate"]),
         learning_rate_schedule=f"ReduceLROnPlateau on validation loss (factor {p.get('lr_factor')}, "
                                f"patience {p.get('lr_patience')})",
-        loss_function=loss, optimizer="torch.optim.Adam", training_duration=training_hours)
+        loss_function=es.loss, optimizer="torch.optim.Adam", training_duration=training_hours)
     bioimageio = v.BioimageioConfig(training=training, architecture_type="U-Net", task=m.task,
                                     model_parameter_count=n_params,
-                                    architecture_description=f"{spec.title}: dl4mic U-Net (depth {p['depth']}, "
-                                                             f"{p['filters']} filters, kernel {p['kernel_size']})")
+                                    architecture_description=f"{spec.title}: {es.architecture}")
     h, w = image_shape
     deepimagej = {
         "pyramidal_model": False, "allow_tiling": True, "model_keys": None,
-        "prediction": {"preprocess": [{"spec": None}], "postprocess": [{"spec": None}]},
+        "prediction": {"preprocess": [{"spec": None}], "postprocess": [es.dij_postprocess or {"spec": None}]},
         "test_information": {
             "inputs": [{"name": "sample_input.tif", "size": f"{w} x {h} x 1 x 1",
                         "pixel_size": {"x": "1 pixel", "y": "1 pixel", "z": "1 pixel"}}],
-            "outputs": [{"name": "sample_output.tif", "type": "image", "size": f"{out_shape[1]} x {out_shape[0]} x 1 x 1"}],
+            "outputs": [{"name": "sample_output.tif", "type": "image", "size": f"{out_shape[2]} x {out_shape[1]} x 1 x {out_shape[0]}"}],
             "memory_peak": None, "runtime": None},
     }
     dl4mic = {
@@ -186,11 +181,12 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     mult, halo = int(m.network.multiple(m.params)), int(m.network.halo(m.params))
 
     # --- weights ---
-    module, kwargs = W.build_bundle_module(m.module.to("cpu").eval(), es.sigmoid)
+    reference = m.network.export_module(m.module.to("cpu").eval())
+    module, arch_callable, kwargs = W.build_bundle_module(reference, es.sigmoid)
     example = torch.zeros(1, 1, 2 * halo + mult, 2 * halo + mult)
     probe = torch.from_numpy(np.random.default_rng(0).random((1, 1, 2 * halo + mult, 2 * halo + mult), np.float32))
     with torch.no_grad():
-        want = m.module(probe)
+        want = reference(probe)
         want = torch.sigmoid(want) if es.sigmoid else want
         if not torch.allclose(module(probe), want, atol=1e-5, rtol=1e-4):
             raise RuntimeError("the shipped architecture source does not rebuild the trained network")
@@ -216,16 +212,19 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     np.save(files / "test_input.npy", x_raw)
     np.save(files / "test_output.npy", y)
     tifffile.imwrite(files / "sample_input.tif", x_raw[0, 0])
-    tifffile.imwrite(files / "sample_output.tif", y[0, 0])
+    tifffile.imwrite(files / "sample_output.tif", y[0, 0] if y.shape[1] == 1 else y[0], imagej=y.shape[1] > 1,
+                     metadata={"axes": "CYX"} if y.shape[1] > 1 else None)
     _cover(x_raw[0, 0], y[0, 0], files / "cover.png")
 
     # --- documentation and attachments ---
     qc = _qc_summary(m.dir)
-    out_units = "raw" if (es.postprocessing and es.postprocessing[0][0] == "scale_linear") else (
-        "mask" if m.task == "segmentation" else "normalised")
+    out_units = es.output_units
     (files / "README.md").write_text(_readme(m, spec, es, image.shape, qc, halo, mult, out_units), encoding="utf-8")
     (files / MODEL_YAML).write_bytes((m.dir / "model.yaml").read_bytes())
     attachments = [files / MODEL_YAML]
+    for name, text in es.attachments.items():
+        (files / name).write_text(text, encoding="utf-8")
+        attachments.append(files / name)
     if qc:
         (files / QC_SUMMARY).write_text(json.dumps(qc, indent=2), encoding="utf-8")
         attachments.append(files / QC_SUMMARY)
@@ -260,7 +259,8 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
             max_percentile=pre["kwargs"]["max_percentile"], eps=EPS))])
     out = v.OutputTensorDescr(
         id=v.TensorId(es.output_id), description=es.output_description,
-        axes=[v.BatchAxis(), v.ChannelAxis(channel_names=[es.output_id]), space_out("y"), space_out("x")],
+        axes=[v.BatchAxis(), v.ChannelAxis(channel_names=list(es.channel_names or [es.output_id])),
+              space_out("y"), space_out("x")],
         test_tensor=v.FileDescr(source=files / "test_output.npy"),
         sample_tensor=v.FileDescr(source=files / "sample_output.tif"),
         data=v.IntervalOrRatioDataDescr(type="float32"),
@@ -270,7 +270,7 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     if "pytorch_state_dict" in weight_formats:
         weights["pytorch_state_dict"] = v.PytorchStateDictWeightsDescr(
             source=files / STATE_DICT, pytorch_version=torch_version,
-            architecture=v.ArchitectureFromFileDescr(source=files / W.ARCH_FILE, callable=W.ARCH_CALLABLE,
+            architecture=v.ArchitectureFromFileDescr(source=files / W.ARCH_FILE, callable=arch_callable,
                                                      kwargs=kwargs))
     parent = "pytorch_state_dict" if "pytorch_state_dict" in weights else None
     if "torchscript" in weight_formats:
@@ -280,7 +280,7 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
         weights["onnx"] = v.OnnxWeightsDescr(source=files / "model.onnx", opset_version=W.ONNX_OPSET, parent=parent)
     n_params = int(sum(t.numel() for t in module.parameters()))
     hours = (c.get("training") or {}).get("seconds")
-    config = _config(m, spec, es, qc, image.shape, y.shape[-2:], out_units,
+    config = _config(m, spec, es, qc, image.shape, y.shape[1:], out_units,
                      float(hours) / 3600 if hours is not None else None, n_params)
     names = [a if isinstance(a, dict) else {"name": str(a)} for a in (authors or c.get("authors") or [])]
     if not names:

@@ -11,10 +11,9 @@ import torch
 
 ONNX_OPSET = 17       # DeepImageJ / JDLL run ONNX opset <= 18
 ONNX_IR_VERSION = 8   # and IR version <= 8 (onnxruntime 1.13 era)
-ARCH_FILE = "dl4mic_unet.py"
-ARCH_CALLABLE = "BundleUNet"
+ARCH_FILE = "dl4mic_network.py"
 
-_WRAPPER = '''
+_UNET_WRAPPER = '''
 
 class BundleUNet(UNet):
     """The dl4mic U-Net as exported to bioimage.io: optionally ends in a sigmoid (segmentation), so the
@@ -31,10 +30,12 @@ class BundleUNet(UNet):
 
 
 def architecture_source() -> str:
-    """Self-contained Python source of the exported architecture (the U-Net module plus its wrapper)."""
-    from ..networks import unet
+    """Self-contained Python source of every exportable architecture: the U-Net module, its bundle
+    wrapper and the StarDist 2D module built on it (the rdf names the callable to use)."""
+    from ..networks import stardist2d, unet
 
-    return inspect.getsource(unet) + _WRAPPER
+    stardist = "\n\n".join(inspect.getsource(obj) for obj in (stardist2d._conv, stardist2d.StarDistModule))
+    return inspect.getsource(unet) + _UNET_WRAPPER + "\n\n" + stardist
 
 
 def unet_kwargs(module: torch.nn.Module, sigmoid: bool) -> dict:
@@ -55,14 +56,23 @@ def unet_kwargs(module: torch.nn.Module, sigmoid: bool) -> dict:
     return kwargs
 
 
-def build_bundle_module(module: torch.nn.Module, sigmoid: bool) -> tuple[torch.nn.Module, dict]:
-    """A fresh `BundleUNet` (from the shipped source, so the state dict is tested as users load it)."""
+def bundle_callable(module: torch.nn.Module, sigmoid: bool) -> tuple[str, dict]:
+    """(class name in `architecture_source`, constructor kwargs) that rebuild the export graph `module`."""
+    config = getattr(module, "config", None)
+    if type(module).__name__ == "StarDistModule" and isinstance(config, dict):
+        return "StarDistModule", {**config, "bundle_output": bool(module.bundle_output)}
+    return "BundleUNet", unet_kwargs(module, sigmoid)
+
+
+def build_bundle_module(module: torch.nn.Module, sigmoid: bool) -> tuple[torch.nn.Module, str, dict]:
+    """A fresh copy of the export graph built from the shipped source (so the state dict is tested as users
+    load it), with its callable name and kwargs for the rdf."""
     namespace: dict = {}
     exec(compile(architecture_source(), ARCH_FILE, "exec"), namespace)  # noqa: S102  our own source
-    kwargs = unet_kwargs(module, sigmoid)
-    wrapped = namespace[ARCH_CALLABLE](**kwargs)
+    name, kwargs = bundle_callable(module, sigmoid)
+    wrapped = namespace[name](**kwargs)
     wrapped.load_state_dict(module.state_dict())
-    return wrapped.eval(), kwargs
+    return wrapped.eval(), name, kwargs
 
 
 def save_state_dict(module: torch.nn.Module, path: Path) -> None:

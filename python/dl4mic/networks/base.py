@@ -72,6 +72,11 @@ class Network:
         that patches would bias (StarDist's thresholds)."""
         return {}
 
+    # --- export ----------------------------------------------------------------------------------
+    def export_module(self, module: torch.nn.Module) -> torch.nn.Module:
+        """The graph a bioimage.io bundle runs (before the in-graph sigmoid an `ExportSpec` may ask for)."""
+        return module
+
     # --- prediction ------------------------------------------------------------------------------
     def outputs(self, raw_output: np.ndarray, image: np.ndarray, normalizer: Normalizer,
                 source_range: tuple[float, float], config: dict) -> dict[str, np.ndarray]:

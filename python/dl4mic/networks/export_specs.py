@@ -26,47 +26,86 @@ class ExportSpec:
     sigmoid: bool = False              # apply a sigmoid inside the exported graph (pointwise: tiling-safe)
     postprocessing: list = field(default_factory=list)  # [(op id, kwargs)] on the output, DIJ ops only
     units_note: str = ""               # README sentence on the output's units
+    output_units: str = ""             # the units in one word or phrase (rdf config.dl4mic.output_units)
+    loss: str = ""                     # training loss, in words (rdf config.bioimageio.training)
+    architecture: str = ""             # network layout, in words
+    channel_names: tuple = ()          # output channel names when there is more than one
     extra_config: dict = field(default_factory=dict)     # extra `config` entries (e.g. config.stardist)
+    attachments: dict = field(default_factory=dict)      # {file name: text} shipped in the bundle
+    dij_postprocess: dict = field(default_factory=dict)  # config.deepimagej.prediction.postprocess entry
+
+
+def _unet_words(config: dict) -> str:
+    p = config["parameters"]
+    return f"dl4mic U-Net (depth {p['depth']}, {p['filters']} filters, kernel {p['kernel_size']})"
 
 
 def _restoration(config: dict) -> ExportSpec:
+    words = {"loss": "L1Loss (MAE)" if config["parameters"].get("loss") == "mae" else "MSELoss",
+             "architecture": _unet_words(config)}
     target = (config.get("normalization") or {}).get("target") or {"method": "source"}
     if target.get("method") == "fixed":
         lo, hi = float(target["low"]), float(target["high"])
         gain = max(hi - lo, 1e-6)
         return ExportSpec(
-            output_id="restored",
+            output_id="restored", output_units="raw",
             output_description="Restored image in the intensity units of the training targets.",
             postprocessing=[("scale_linear", {"gain": gain, "offset": lo})],
             units_note=(f"The output is in the intensity units of the training targets: the network's "
                         f"normalised output y is mapped back with `scale_linear` (y * {gain:.6g} + {lo:.6g}), "
-                        f"the fixed range of the training targets."))
+                        f"the fixed range of the training targets."), **words)
     return ExportSpec(
-        output_id="restored",
+        output_id="restored", output_units="normalised",
         output_description="Restored image in normalised units (0 and 1: the input's low and high percentiles).",
         units_note=("The output is in **normalised units** (0 = the input image's low percentile, 1 = its high "
                     "percentile). The model was trained with targets scaled by each *input's* percentiles, whose "
                     "inverse is not a processing step DeepImageJ (or the bioimage.io spec) supports; to get raw "
                     "intensities multiply the output by (p_high - p_low) of the input and add p_low. "
-                    "`dl4mic predict BUNDLE.zip` does this for you."))
+                    "`dl4mic predict BUNDLE.zip` does this for you."), **words)
 
 
 def _unet2d(config: dict) -> ExportSpec:
     threshold = mask_threshold(config)
     source = "QC" if "qc_threshold" in config else "validation"
     return ExportSpec(
-        output_id="mask",
+        output_id="mask", output_units="mask",
         output_description=f"Binary mask (1 = foreground): the probability binarised at {threshold:g}.",
         sigmoid=True,
         postprocessing=[("binarize", {"threshold": threshold})],
         units_note=(f"The network ends in a sigmoid (foreground probability); the bundle's single "
                     f"post-processing step `binarize` turns it into a 0/1 mask at threshold {threshold:g} "
                     f"(the best IoU on the {source} images). `dl4mic predict BUNDLE.zip` also writes the "
-                    f"probability map and labelled objects."))
+                    f"probability map and labelled objects."),
+        loss=f"BCEWithLogitsLoss + {config['parameters'].get('dice_weight', 0)} x soft Dice",
+        architecture=_unet_words(config))
+
+
+def _stardist2d(config: dict) -> ExportSpec:
+    from . import stardist2d as sd
+
+    p = config["parameters"]
+    n_rays, prob, nms = int(p["n_rays"]), float(config["prob_thresh"]), float(config["nms_thresh"])
+    return ExportSpec(
+        output_id="prob_dist", output_units="probability and ray distances (pixels)",
+        output_description=f"Channel 0: object probability; channels 1-{n_rays}: ray distances to the outline (pixels).",
+        units_note=(f"The output holds StarDist's two maps at the input's resolution: the object probability and "
+                    f"{n_rays} ray distances. Objects come from non-maximum suppression of the star-convex "
+                    f"polygons: in Fiji the attached macro `{sd.MACRO_NAME}` runs StarDist's NMS (StarDist plugin "
+                    f"needed) with this model's thresholds, probability {prob:g} and overlap {nms:g}, optimised on "
+                    f"the validation images. `dl4mic predict BUNDLE.zip` writes the label image, ROIs and an "
+                    f"object table directly."),
+        loss=(f"binary cross-entropy on the object probability + {p['dist_loss_weight']} x probability-weighted "
+              f"mean absolute error of the ray distances"),
+        architecture=(f"StarDist 2D: {p['grid']}x{p['grid']} grid, {_unet_words(config)} backbone, "
+                      f"{n_rays} rays"),
+        channel_names=("prob",) + tuple(f"dist_{i}" for i in range(n_rays)),
+        extra_config={"stardist": sd.bundle_config(config)},
+        attachments={sd.MACRO_NAME: sd.postprocessing_macro(config)},
+        dij_postprocess={"spec": "ij.IJ::runMacroFile", "kwargs": sd.MACRO_NAME})
 
 
 EXPORT_SPECS: dict[str, Callable[[dict], ExportSpec]] = {
-    "care2d": _restoration, "n2v2d": _restoration, "unet2d": _unet2d}
+    "care2d": _restoration, "n2v2d": _restoration, "unet2d": _unet2d, "stardist2d": _stardist2d}
 
 
 def export_spec(config: dict) -> ExportSpec:

@@ -46,12 +46,19 @@ def _conv(cin: int, cout: int, k: int, batch_norm: bool) -> list[nn.Module]:
 
 
 class StarDistModule(nn.Module):
-    """Input (B, 1, H, W) -> (B, 1 + n_rays, H/grid, W/grid): probability logit, then ray distances."""
+    """Input (B, 1, H, W) -> (B, 1 + n_rays, H/grid, W/grid): probability logit, then ray distances.
+
+    With `bundle_output` (what a bioimage.io / DeepImageJ bundle runs; same state dict) the output is
+    (B, 1 + n_rays, H, W): channel 0 the object probability (sigmoid applied), channels 1.. the ray
+    distances in input pixels, upsampled from the grid by repetition -- the layout StarDist's own export
+    (`upsample_grid=True`) and its DeepImageJ post-processing macro expect."""
 
     def __init__(self, n_rays: int = 32, grid: int = 2, depth: int = 3, filters: int = 32, kernel_size: int = 3,
-                 batch_norm: bool = False, conv_after_unet: int = 128):
+                 batch_norm: bool = False, conv_after_unet: int = 128, bundle_output: bool = False):
         super().__init__()
-        self.n_rays, self.grid = n_rays, grid
+        self.config = {"n_rays": n_rays, "grid": grid, "depth": depth, "filters": filters,
+                       "kernel_size": kernel_size, "batch_norm": batch_norm, "conv_after_unet": conv_after_unet}
+        self.n_rays, self.grid, self.bundle_output = n_rays, grid, bundle_output
         pre: list[nn.Module] = []
         c, g = 1, 1
         while g < grid:
@@ -70,22 +77,9 @@ class StarDistModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(self.unet(self.pre(x)))
-        return torch.cat([self.prob(h), self.dist(h)], dim=1)
-
-
-class StarDistExportModule(nn.Module):
-    """What a bioimage.io / DeepImageJ bundle runs: (B, 1, H, W) -> (B, 1 + n_rays, H, W), channel 0 the
-    object probability (sigmoid applied), channels 1.. the ray distances in input pixels, upsampled from the
-    grid by repetition -- the layout StarDist's own export (`upsample_grid=True`) and its DeepImageJ
-    post-processing macro expect."""
-
-    def __init__(self, module: StarDistModule):
-        super().__init__()
-        self.module, self.grid = module, int(module.grid)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.module(x)
-        out = torch.cat([torch.sigmoid(out[:, :1]), out[:, 1:]], dim=1)
+        if not self.bundle_output:
+            return torch.cat([self.prob(h), self.dist(h)], dim=1)
+        out = torch.cat([torch.sigmoid(self.prob(h)), self.dist(h)], dim=1)
         if self.grid > 1:
             out = nn.functional.interpolate(out, scale_factor=float(self.grid), mode="nearest")
         return out
@@ -332,9 +326,11 @@ class StarDist2D(Network):
                 "thresholds": {"optimized": True, "n_images": len(images), **result}}
 
     def export_module(self, module: StarDistModule) -> nn.Module:
-        """The graph a bundle holds: sigmoid probability + distances at input resolution (see
-        `StarDistExportModule`); `bundle_config` and `postprocessing_macro` give the rest of the bundle."""
-        return StarDistExportModule(module)
+        """The graph a bundle holds: sigmoid probability + distances at input resolution (`bundle_output`);
+        `bundle_config` and `postprocessing_macro` give the rest of the bundle."""
+        bundle = StarDistModule(**module.config, bundle_output=True)
+        bundle.load_state_dict(module.state_dict())
+        return bundle.eval()
 
     def outputs(self, raw_output, image, normalizer, source_range, config):
         params = config["parameters"]
