@@ -167,3 +167,46 @@ def test_checkerboard_peak_detects_a_grid():
     yy, xx = np.mgrid[:128, :128]
     grid = smooth + 0.02 * smooth.std() * ((yy + xx) % 2)
     assert checkerboard_peak(grid) > 10 * checkerboard_peak(smooth)
+
+
+def test_dataset_normalization_is_stored_and_percentile_is_an_option(n2v_model, n2v_data, tmp_path):
+    """Default: one mean/std over the training images (as Noise2Void); `percentile` keeps CARE's per-image scaling."""
+    import tifffile
+
+    noisy = tifffile.imread(n2v_data / "train" / "only.tif").astype(np.float64)
+    source = dl4mic.predict.model.read_model_config(n2v_model)["normalization"]["source"]
+    assert source["method"] == "meanstd"
+    assert source["mean"] == pytest.approx(noisy.mean(), rel=1e-4) and source["std"] == pytest.approx(noisy.std(), rel=1e-3)
+    other = dl4mic.train("n2v2d", source=n2v_data / "train", model=tmp_path / "p", epochs=1,
+                         params={**N2V_TINY, "normalization": "percentile"}, progress="none")
+    assert dl4mic.predict.model.read_model_config(other)["normalization"]["source"]["method"] == "percentile"
+
+
+def test_export_in_input_units(n2v_model, n2v_data, tmp_path, monkeypatch):
+    """The bundle normalises with the training mean/std and maps its output back: DeepImageJ's result is in the
+    input's units, equal to `dl4mic predict`; bioimageio.core's test passes for every weight format."""
+    import io
+    import zipfile
+
+    import tifffile
+
+    from dl4mic.export.yamlio import load_yaml
+
+    monkeypatch.setenv("DL4MIC_CACHE", str(tmp_path / "cache"))
+    report = {}
+    path = dl4mic.export(n2v_model, tmp_path / "n2v.bioimage.io.zip", report=report,
+                         sample=n2v_data / "test" / "noisy" / "t1.tif")
+    assert report["bioimageio"] == "passed" and report["deepimagej"]["max_abs_diff"] < 1e-3
+    with zipfile.ZipFile(path) as zf:
+        rdf = load_yaml(zf.read("rdf.yaml"))
+        test_in = np.load(io.BytesIO(zf.read(rdf["inputs"][0]["test_tensor"]["source"])))[0, 0]
+        test_out = np.load(io.BytesIO(zf.read(rdf["outputs"][0]["test_tensor"]["source"])))[0, 0]
+    source = dl4mic.predict.model.read_model_config(n2v_model)["normalization"]["source"]
+    assert rdf["inputs"][0]["preprocessing"] == [{"id": "fixed_zero_mean_unit_variance",
+                                                  "kwargs": {"mean": source["mean"], "std": source["std"]}}]
+    assert rdf["outputs"][0]["postprocessing"][0]["id"] == "scale_linear"
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "s.tif", test_in)
+    assert cli("predict", n2v_model, "--input", tmp_path / "in", "--output", tmp_path / "out") == 0
+    ours = tifffile.imread(tmp_path / "out" / "s.tif")
+    np.testing.assert_allclose(test_out, ours, atol=1e-3 * source["std"])

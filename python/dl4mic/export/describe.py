@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..data.normalize import describe as describe_normalization
 from ..networks.export_specs import export_spec
 from . import weights as W
 from .bundle import MODEL_YAML, QC_SUMMARY, STATE_DICT, TRAINING_LOG
@@ -26,7 +27,6 @@ INPUT_ID = "input"
 # Plain file names for documentation/covers are the spec's form up to 0.5.10 (0.5.11+ wants {source: ...}
 # maps, which DeepImageJ does not read); bioimageio.spec converts them on load, so both read the rdf.
 RDF_FORMAT_VERSION = "0.5.4"
-EPS = 1e-6
 DL4MIC_CITATION = {"text": "von Chamier L, Laine RF, Jukkala J, et al. Democratising deep learning for microscopy with "
                            "ZeroCostDL4Mic. Nature Communications 12, 2276 (2021).",
                    "doi": "10.1038/s41467-021-22518-0"}
@@ -74,8 +74,7 @@ def _readme(m, spec, es, image_shape, qc: dict | None, halo: int, mult: int, out
              f"Trained and exported with dl4mic {__version__} (the local successor of the ZeroCostDL4Mic notebooks).",
              "", "## Input and output", "",
              f"- **Input** `{INPUT_ID}`: one 2D single-channel image in raw units (any bit depth). Pre-processing "
-             f"`scale_range` maps each image's percentile {norm['low']:g} to 0 and its percentile {norm['high']:g} "
-             f"to 1, as in training.",
+             f"`{es.preprocessing[0][0]}` normalises it as in training: {describe_normalization(norm)}.",
              f"- **Output** `{es.output_id}`: {es.output_description}", "", es.units_note, "",
              f"Images of any size are processed in tiles: sides are multiples of {mult} (min {2 * halo + mult}), and "
              f"{halo} pixels of context (the U-Net's receptive field) are discarded at each tile border.", "",
@@ -133,7 +132,7 @@ def _config(m, spec, es, qc, image_shape, out_shape, out_units: str, training_ho
     p, c = m.params, m.config
     norm = c["normalization"]["source"]
     training = v.TrainingDetails(
-        training_preprocessing=(f"per-image percentile normalisation ({norm['low']:g}-{norm['high']:g}); random "
+        training_preprocessing=(f"normalisation: {describe_normalization(norm)}; random "
                                 f"{p.get('patch_size')}-pixel patches" + ("; random flips and 90-degree rotations"
                                                                           if p.get("augment") else "")),
         training_epochs=float((c.get("training") or {}).get("epochs_done") or p.get("epochs")),
@@ -196,9 +195,7 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     W.save_onnx(module, example, files / "model.onnx", INPUT_ID, es.output_id)
 
     # --- test/sample tensors: raw input; output from the packaged ONNX weights (what DeepImageJ runs) ---
-    norm = c["normalization"]["source"]
-    pre = {"id": "scale_range", "kwargs": {"axes": ["y", "x"], "min_percentile": float(norm["low"]),
-                                           "max_percentile": float(norm["high"]), "eps": EPS}}
+    pre = {"id": es.preprocessing[0][0], "kwargs": es.preprocessing[0][1]}
     post = [{"id": op, "kwargs": kw} for op, kw in es.postprocessing]
     axes = ["batch", "channel", "y", "x"]
     x_raw = np.ascontiguousarray(image, dtype=np.float32)[None, None]
@@ -242,6 +239,8 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
                                          size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId(a)))
 
     procs = {"binarize": (v.BinarizeDescr, v.BinarizeKwargs), "scale_linear": (v.ScaleLinearDescr, v.ScaleLinearKwargs),
+             "scale_range": (v.ScaleRangeDescr, v.ScaleRangeKwargs),
+             "fixed_zero_mean_unit_variance": (v.FixedZeroMeanUnitVarianceDescr, v.FixedZeroMeanUnitVarianceKwargs),
              "clip": (v.ClipDescr, v.ClipKwargs), "sigmoid": (v.SigmoidDescr, None)}
 
     def proc(op):
@@ -254,9 +253,7 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
         test_tensor=v.FileDescr(source=files / "test_input.npy"),
         sample_tensor=v.FileDescr(source=files / "sample_input.tif"),
         data=v.IntervalOrRatioDataDescr(type="float32"),
-        preprocessing=[v.ScaleRangeDescr(kwargs=v.ScaleRangeKwargs(
-            axes=[v.AxisId("y"), v.AxisId("x")], min_percentile=pre["kwargs"]["min_percentile"],
-            max_percentile=pre["kwargs"]["max_percentile"], eps=EPS))])
+        preprocessing=[proc(pre)])
     out = v.OutputTensorDescr(
         id=v.TensorId(es.output_id), description=es.output_description,
         axes=[v.BatchAxis(), v.ChannelAxis(channel_names=list(es.channel_names or [es.output_id])),

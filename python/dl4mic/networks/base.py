@@ -42,9 +42,11 @@ class Network:
         return receptive_halo(int(params["depth"]), int(params["kernel_size"]))
 
     # --- data ------------------------------------------------------------------------------------
-    def fit_normalization(self, params: dict, target_images: Callable[[], list[np.ndarray]]) -> Normalizer:
+    def fit_normalization(self, params: dict, train_images: Callable[[str], list[np.ndarray]]) -> Normalizer:
+        """The normalisation for training; `train_images("source" | "target")` reads the training images."""
         method = params.get("target_normalization", self.target_normalization)
-        return fit_normalizer(params, target_images() if method == "fixed" else None, method)
+        sources = train_images("source") if params.get("normalization") == "dataset" else None
+        return fit_normalizer(params, train_images("target") if method == "fixed" else None, method, sources)
 
     def prepare(self, normalizer: Normalizer, params: dict) -> Callable:
         """A function (raw source, raw target) -> (network input, training target) as float32 arrays."""

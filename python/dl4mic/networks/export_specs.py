@@ -9,9 +9,10 @@ Networks with special needs (StarDist's `config.stardist`) add them through `ext
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from ..data.normalize import EPS
 from ..errors import UserError
 from .unet_seg import mask_threshold
 
@@ -25,6 +26,7 @@ class ExportSpec:
     output_description: str
     sigmoid: bool = False              # apply a sigmoid inside the exported graph (pointwise: tiling-safe)
     postprocessing: list = field(default_factory=list)  # [(op id, kwargs)] on the output, DIJ ops only
+    preprocessing: list = field(default_factory=list)   # [(op id, kwargs)] on the input (from the normalisation)
     units_note: str = ""               # README sentence on the output's units
     output_units: str = ""             # the units in one word or phrase (rdf config.dl4mic.output_units)
     loss: str = ""                     # training loss, in words (rdf config.bioimageio.training)
@@ -40,10 +42,31 @@ def _unet_words(config: dict) -> str:
     return f"dl4mic U-Net (depth {p['depth']}, {p['filters']} filters, kernel {p['kernel_size']})"
 
 
+def input_preprocessing(config: dict) -> list:
+    """The training normalisation as the bundle's one input step: per-image percentiles -> `scale_range`,
+    dataset mean/std -> `fixed_zero_mean_unit_variance`."""
+    norm = config["normalization"]["source"]
+    if norm.get("method") == "meanstd":
+        return [("fixed_zero_mean_unit_variance", {"mean": float(norm["mean"]), "std": float(norm["std"])})]
+    return [("scale_range", {"axes": ["y", "x"], "min_percentile": float(norm["low"]),
+                             "max_percentile": float(norm["high"]), "eps": EPS})]
+
+
 def _restoration(config: dict) -> ExportSpec:
     words = {"loss": "L1Loss (MAE)" if config["parameters"].get("loss") == "mae" else "MSELoss",
              "architecture": _unet_words(config)}
     target = (config.get("normalization") or {}).get("target") or {"method": "source"}
+    source = config["normalization"]["source"]
+    if target.get("method") == "source" and source.get("method") == "meanstd":
+        mean, std = float(source["mean"]), float(source["std"])
+        return ExportSpec(
+            output_id="restored", output_units="raw",
+            output_description="Restored image in the intensity units of the input.",
+            postprocessing=[("scale_linear", {"gain": std, "offset": mean})],
+            units_note=(f"The output is in the input's intensity units: the network works on images scaled to "
+                        f"zero mean and unit variance with the training data's mean {mean:.6g} and standard "
+                        f"deviation {std:.6g} (`fixed_zero_mean_unit_variance`), and `scale_linear` maps its "
+                        f"output back (y * {std:.6g} + {mean:.6g})."), **words)
     if target.get("method") == "fixed":
         lo, hi = float(target["low"]), float(target["high"])
         gain = max(hi - lo, 1e-6)
@@ -114,7 +137,7 @@ def export_spec(config: dict) -> ExportSpec:
     if name not in EXPORT_SPECS:
         raise UserError(f"Export of {name} models to bioimage.io is not available yet in this dl4mic version; "
                         f"exportable networks: {', '.join(sorted(EXPORT_SPECS))}.")
-    spec = EXPORT_SPECS[name](config)
-    for op, _ in spec.postprocessing:
+    spec = replace(EXPORT_SPECS[name](config), preprocessing=input_preprocessing(config))
+    for op, _ in spec.preprocessing + spec.postprocessing:
         assert op in DIJ_OPS, op
     return spec

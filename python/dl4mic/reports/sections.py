@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from ..data.normalize import describe as describe_normalization
 from ..errors import UserError
 from .pdf import Report, fmt
 
@@ -85,12 +86,10 @@ def normalisation(rep: Report, config: dict):
     for role, n in norm.items():
         if not isinstance(n, dict):
             lines.append((role, fmt(n)))
-        elif n.get("method") == "percentile":
-            lines.append((role, f"per image, percentiles {fmt(n.get('low'))} \u2192 0 "
-                                f"and {fmt(n.get('high'))} \u2192 1"))
+        elif n.get("method") in ("percentile", "meanstd"):
+            lines.append((role, describe_normalization(n)))
         elif n.get("method") == "fixed":
-            lines.append((role, f"fixed range {fmt(n.get('low'))} \u2192 0 and {fmt(n.get('high'))} \u2192 1 "
-                                f"(predictions are mapped back to this scale)"))
+            lines.append((role, describe_normalization(n) + " (predictions are mapped back to this scale)"))
         else:
             lines.append((role, ", ".join(f"{k}: {fmt(v)}" for k, v in n.items())))
     rep.key_values(lines)

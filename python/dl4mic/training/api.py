@@ -151,7 +151,8 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
         normalizer = Normalizer(normalizer_cfg)
     else:
         train_idx = sorted({r.index for r in train_regions})
-        normalizer = net.fit_normalization(p, lambda: [read_image(pairs[i][1]) for i in train_idx])
+        normalizer = net.fit_normalization(
+            p, lambda role: [read_image(pairs[i][0 if role == "source" else 1]) for i in train_idx])
     cache = ImageCache(pairs, net.prepare(normalizer, p), int(p["cache_mb"]) * 2**20)
     rng = np.random.default_rng(p["seed"])
     sampler = PatchSampler(train_regions, summary.shapes, cache, p["patch_size"], rng, augment=p["augment"],
