@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -210,3 +211,84 @@ def test_export_in_input_units(n2v_model, n2v_data, tmp_path, monkeypatch):
     assert cli("predict", n2v_model, "--input", tmp_path / "in", "--output", tmp_path / "out") == 0
     ours = tifffile.imread(tmp_path / "out" / "s.tif")
     np.testing.assert_allclose(test_out, ours, atol=1e-3 * source["std"])
+
+
+def _bundle_rdf(path) -> dict:
+    import zipfile
+
+    from dl4mic.export.yamlio import load_yaml
+
+    with zipfile.ZipFile(path) as zf:
+        return load_yaml(zf.read("rdf.yaml"))
+
+
+@pytest.fixture(scope="module")
+def rgb_data(tmp_path_factory):
+    """Two noisy RGB images (uint8, Y X C as photographs are stored) and the clean version of the test one."""
+    root = tmp_path_factory.mktemp("rgb")
+    yy, xx = np.mgrid[:96, :96]
+    clean = np.stack([100 + 60 * np.sin(xx / 7.0), 120 + 50 * np.cos(yy / 9.0),
+                      80 + 40 * np.sin((xx + yy) / 11.0)], axis=-1)
+    rng = np.random.default_rng(1)
+
+    def png(path, array):
+        from PIL import Image
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(array, 0, 255).astype(np.uint8)).save(path)
+
+    for name in ("a", "b"):
+        png(root / "train" / f"{name}.png", clean + rng.normal(0, 15, clean.shape))
+    png(root / "test" / "noisy" / "t.png", clean + rng.normal(0, 15, clean.shape))
+    png(root / "test" / "clean" / "t.png", clean)
+    return root
+
+
+@pytest.mark.parametrize("channels", ["independent", "together"])
+def test_rgb_trains_predicts_and_qc_per_channel(channels, rgb_data, tmp_path, monkeypatch):
+    """RGB is handled explicitly: per-channel normalisation, one network over the channels (independent: shared
+    single-channel weights; together: 3 in, 3 out), channels-first float outputs, QC rows per channel."""
+    import tifffile
+
+    monkeypatch.setenv("DL4MIC_CACHE", str(tmp_path / "cache"))
+    model = dl4mic.train("n2v2d", source=rgb_data / "train", model=tmp_path / "m", epochs=1,
+                         params={**N2V_TINY, "channels": channels}, progress="none")
+    config = dl4mic.predict.model.read_model_config(model)
+    assert config["parameters"]["n_channels"] == 3 and config["axes"] == "YXC"
+    norm = config["normalization"]["source"]
+    assert len(norm["mean"]) == 3 and norm["mean"][1] > norm["mean"][2]  # per channel (G brighter than B)
+    m = dl4mic.predict.model.load_model(model)
+    assert m.module.head.out_channels == (1 if channels == "independent" else 3)
+    assert m.module.channelwise is (channels == "independent")
+    assert cli("predict", model, "--input", rgb_data / "test" / "noisy", "--output", tmp_path / "out") == 0
+    pred = tifffile.imread(tmp_path / "out" / "t.tif")
+    assert pred.shape == (3, 96, 96) and pred.dtype == np.float32
+    noisy = np.moveaxis(np.asarray(dl4mic.data.io.read_image(rgb_data / "test" / "noisy" / "t.png")), -1, 0)
+    assert np.all(np.abs(pred.mean(axis=(1, 2)) - noisy.mean(axis=(1, 2))) < 20)  # each channel in its own units
+    qc = dl4mic.qc(model, rgb_data / "test" / "noisy", rgb_data / "test" / "clean", output=tmp_path / "qc",
+                   progress="none")
+    assert qc["test_data"]["n_images"] == 1 and qc["test_data"]["files"] == ["t.png"]
+    assert (tmp_path / "qc" / "predictions" / "t_c3.tif").is_file() and (tmp_path / "qc" / "example.png").is_file()
+    with open(tmp_path / "qc" / "metrics.csv") as fh:
+        assert len(fh.read().strip().splitlines()) == 1 + 3
+    report = {}
+    bundle = dl4mic.export(model, tmp_path / "rgb.bioimage.io.zip", report=report,
+                           sample=rgb_data / "test" / "noisy" / "t.png")
+    assert report["bioimageio"] == "passed" and report["deepimagej"]["max_abs_diff"] < 1e-3
+    rdf = _bundle_rdf(bundle)
+    assert rdf["inputs"][0]["axes"][1]["channel_names"] == ["raw0", "raw1", "raw2"]
+    assert rdf["inputs"][0]["preprocessing"][0]["kwargs"]["axis"] == "channel"
+    assert len(rdf["outputs"][0]["postprocessing"][0]["kwargs"]["gain"]) == 3
+    gray = write(tmp_path / "gray" / "g.tif", np.zeros((96, 96), np.float32) + np.arange(96, dtype=np.float32))
+    with pytest.raises(UserError, match="3-channel"):
+        m.predict(dl4mic.data.io.read_image(gray))
+
+
+def test_mixed_channel_counts_refused(rgb_data, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(rgb_data / "train" / f"{name}.png", src / f"{name}.png")
+    write(src / "c.tif", np.random.default_rng(0).random((2, 96, 96)).astype(np.float32))
+    with pytest.raises(UserError, match="channel"):
+        dl4mic.train("n2v2d", source=src, model=tmp_path / "m", epochs=1, params=N2V_TINY, progress="none")

@@ -21,9 +21,9 @@ What is the same on both sides
   * N2V settings: variant (n2v or n2v2), 0.198 % masked pixels, 11x11 neighbourhood;
   * network: U-Net depth 2, 32 first-level filters, batch norm; Adam at the same learning rate,
     ReduceLROnPlateau(0.5, patience 10);
+  * normalisation: one mean / standard deviation over the training images (each side computes its own);
   * threads: both processes get the same thread count; data loading in the main process.
-What differs (each side's own defaults): normalisation (dl4mic: per-image percentiles 1-99.8;
-CAREamics: dataset mean/std), the U-Net's decoder details (CAREamics: bilinear up-sampling and
+What differs (each side's own defaults): the U-Net's decoder details (CAREamics: bilinear up-sampling and
 a wider bottleneck; the parameter counts are reported), dl4mic's `precision: auto` (bfloat16
 autocast on CPUs with AVX-512-BF16/AMX; CAREamics trains in float32; --precision float32 puts
 both in float32), the weights used for prediction (dl4mic: best validation loss; CAREamics: the

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..specs import Spec, load_spec
-from .io import infer_axes, read_image
+from .io import channels_first, infer_axes, read_image
 from .pairing import pair_files
 
 
@@ -27,6 +27,11 @@ class DataSummary:
     axes: str = "YX"
     warnings: list = field(default_factory=list)
 
+    @property
+    def n_channels(self) -> int:
+        """Channels per image (shapes are channels-first: (C, Y, X) for multichannel images)."""
+        return int(self.shapes[0][0]) if self.shapes and len(self.shapes[0]) == 3 else 1
+
     def as_dict(self) -> dict:
         return {
             "network": self.network, "source": str(self.source), "target": str(self.target) if self.target else None,
@@ -42,10 +47,13 @@ def check_image(path: Path, data: np.ndarray, role: dict, network: str, axes: st
     if data.size == 0:
         raise UserError(f"{path} is empty; remove it or replace it with a real image.")
     ax = infer_axes(data.shape, axes)
-    if "C" in ax and data.shape[ax.index("C")] in (3, 4) and kind == "image" and not role.get("rgb", False):
+    if role.get("channels") and ndim == 2 and ax in ("YXC", "CYX"):  # multichannel/RGB accepted as such
+        expected = ax
+    elif "C" in ax and data.shape[ax.index("C")] in (3, 4) and kind == "image":
         raise UserError(f"{path} is an RGB image but {network} expects single-channel images; convert it to "
                         f"grayscale (Fiji: Image > Type > 8-bit) or split the channels.")
-    expected = "YX" if ndim == 2 else "ZYX"
+    else:
+        expected = "YX" if ndim == 2 else "ZYX"
     if ax != expected:
         if ndim == 2 and ("Z" in ax or "T" in ax):
             raise UserError(f"{path} is a stack of shape {data.shape} but {network} is a 2D network; save each plane "
@@ -120,9 +128,13 @@ def check_data(network: str | Spec, source, target=None, axes: str | None = None
     src_dtypes, tgt_dtypes, all_axes = set(), set(), set()
     for src, tgt in pairs:
         x = read_image(src)
-        all_axes.add(check_image(src, x, spec.data["source"], spec.name, axes))
+        ax = check_image(src, x, spec.data["source"], spec.name, axes)
+        all_axes.add(ax)
         src_dtypes.add(str(x.dtype))
-        summary.shapes.append(tuple(x.shape))
+        summary.shapes.append(tuple(channels_first(x, ax).shape))
+        if len(summary.shapes[-1]) != len(summary.shapes[0]) or summary.shapes[-1][:-2] != summary.shapes[0][:-2]:
+            raise UserError(f"{src} has {channels_first(x, ax).shape[:-2] or 1} channel(s) but {pairs[0][0]} has "
+                            f"{summary.shapes[0][:-2] or 1}; give images with the same channels throughout.")
         if tgt is not None:
             y = read_image(tgt)
             if y.shape != x.shape:

@@ -93,6 +93,16 @@ def infer_axes(shape: tuple, override: str | None = None) -> str:
     raise UserError(f"Images with {nd} dimensions are not supported; save one 2D or 3D image per file.")
 
 
+def channels_first(image: np.ndarray, axes: str | None = None) -> np.ndarray:
+    """A 2D image as networks, normalisation and metrics see it: (Y, X) stays, a multichannel (Y, X, C) or
+    (C, Y, X) image becomes (C, Y, X)."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image
+    ax = axes or infer_axes(image.shape)
+    return np.moveaxis(image, -1, 0) if ax == "YXC" else image
+
+
 def dtype_range(dtype: np.dtype) -> float | None:
     """Full data range of an integer dtype (PSNR/SSIM use it); None for floats."""
     dtype = np.dtype(dtype)

@@ -12,23 +12,30 @@ import numpy as np
 EPS = 1e-6
 
 
-def percentiles(image: np.ndarray, low: float, high: float, max_samples: int = 1 << 20) -> tuple[float, float]:
-    """Low/high percentiles of an image (subsampled on a fixed grid for very large images)."""
-    flat = np.asarray(image).ravel()
+def percentiles(image: np.ndarray, low: float, high: float, max_samples: int = 1 << 20) -> tuple:
+    """Low/high percentiles of a (Y, X) image, or per channel of a (C, Y, X) one as (C, 1, 1) arrays
+    (subsampled on a fixed grid for very large images)."""
+    image = np.asarray(image)
+    if image.ndim == 3:
+        pairs = [percentiles(plane, low, high, max_samples) for plane in image]
+        return tuple(np.array([p[i] for p in pairs], np.float32)[:, None, None] for i in (0, 1))
+    flat = image.ravel()
     if flat.size > max_samples:
         flat = flat[:: int(np.ceil(flat.size / max_samples))]
     lo, hi = np.percentile(flat, [low, high])
     return float(lo), float(hi)
 
 
-def scale(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """(x - lo) / (hi - lo) in float32."""
-    return ((np.asarray(image, dtype=np.float32) - np.float32(lo)) / np.float32(max(hi - lo, EPS))).astype(np.float32)
+def scale(image: np.ndarray, lo, hi) -> np.ndarray:
+    """(x - lo) / (hi - lo) in float32 (lo, hi: numbers, or (C, 1, 1) arrays for channels-first images)."""
+    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+    return ((np.asarray(image, dtype=np.float32) - lo) / np.maximum(hi - lo, np.float32(EPS))).astype(np.float32)
 
 
-def unscale(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def unscale(image: np.ndarray, lo, hi) -> np.ndarray:
     """Inverse of `scale`: back to the original units."""
-    return (np.asarray(image, dtype=np.float32) * np.float32(max(hi - lo, EPS)) + np.float32(lo)).astype(np.float32)
+    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+    return (np.asarray(image, dtype=np.float32) * np.maximum(hi - lo, np.float32(EPS)) + lo).astype(np.float32)
 
 
 class Normalizer:
@@ -39,9 +46,14 @@ class Normalizer:
         self.source = config["source"]
         self.target = config.get("target")
 
-    def source_range(self, image: np.ndarray) -> tuple[float, float]:
+    def source_range(self, image: np.ndarray) -> tuple:
+        """(lo, hi) that `scale` maps to (0, 1): numbers, or (C, 1, 1) arrays for multichannel models."""
         if self.source.get("method") == "meanstd":
-            return float(self.source["mean"]), float(self.source["mean"]) + float(self.source["std"])
+            mean, std = self.source["mean"], self.source["std"]
+            if isinstance(mean, list):
+                mean, std = (np.array(v, np.float32)[:, None, None] for v in (mean, std))
+                return mean, mean + std
+            return float(mean), float(mean) + float(std)
         return percentiles(image, self.source["low"], self.source["high"])
 
     def target_range(self, source_range: tuple[float, float]) -> tuple[float, float]:
@@ -60,11 +72,22 @@ def _samples(images: list[np.ndarray], per_image: int = 200_000) -> np.ndarray:
     return np.concatenate([np.asarray(t, np.float32).ravel()[:: max(1, t.size // per_image)] for t in images])
 
 
+def _mean_std(sources: list[np.ndarray]) -> tuple:
+    """Mean and standard deviation over all sources: numbers, or per-channel lists for (C, Y, X) images."""
+    if sources[0].ndim == 3:
+        stats = [_mean_std([s[c] for s in sources]) for c in range(sources[0].shape[0])]
+        return [m for m, _ in stats], [s for _, s in stats]
+    samples = _samples(sources).astype(np.float64)
+    return float(samples.mean()), max(float(samples.std()), EPS)
+
+
 def describe(norm: dict) -> str:
     """One phrase for reports and READMEs."""
     if norm.get("method") == "meanstd":
-        return (f"dataset mean {norm['mean']:.6g} and standard deviation {norm['std']:.6g} "
-                f"(zero mean, unit variance)")
+        def g(v):
+            return ", ".join(f"{x:.6g}" for x in v) if isinstance(v, list) else f"{v:.6g}"
+
+        return f"dataset mean {g(norm['mean'])} and standard deviation {g(norm['std'])} (zero mean, unit variance)"
     if norm.get("method") == "fixed":
         return f"fixed range {norm['low']:.6g} \u2192 0 and {norm['high']:.6g} \u2192 1"
     return f"per image, percentiles {norm['low']:g} \u2192 0 and {norm['high']:g} \u2192 1"
@@ -75,9 +98,8 @@ def fit_normalizer(params: dict, targets: list[np.ndarray] | None, method: str |
     """Build the normaliser for training: per-image percentiles, or (`sources` given) the mean and standard
     deviation of all training sources; a `fixed` target range is taken over all training targets."""
     if sources is not None:
-        samples = _samples(sources).astype(np.float64)
-        config = {"source": {"method": "meanstd", "mean": float(samples.mean()),
-                             "std": max(float(samples.std()), EPS)}}
+        mean, std = _mean_std(sources)
+        config = {"source": {"method": "meanstd", "mean": mean, "std": std}}
     else:
         config = {"source": {"method": "percentile", "low": float(params["norm_low"]),
                              "high": float(params["norm_high"])}}

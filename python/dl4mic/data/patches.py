@@ -90,7 +90,8 @@ class PatchSampler:
                 px, py = dihedral([px, py], k) if py is not None else (dihedral([px], k)[0], None)
             xs.append(px)
             ys.append(py)
-        x = np.stack(xs)[:, None]
+        x = np.stack(xs)
+        x = x[:, None] if x.ndim == 3 else x  # (B, C, H, W): single-channel patches get their channel axis
         y = np.stack(ys)[:, None] if ys[0] is not None else None
         return x, y
 
@@ -98,7 +99,7 @@ class PatchSampler:
 def _random_crop(x, y, region: Region, patch: int, rng: np.random.Generator):
     y0 = int(rng.integers(region.y0, region.y1 - patch + 1))
     x0 = int(rng.integers(0, x.shape[-1] - patch + 1))
-    sl = (slice(y0, y0 + patch), slice(x0, x0 + patch))
+    sl = (Ellipsis, slice(y0, y0 + patch), slice(x0, x0 + patch))
     return x[sl], (y[sl] if y is not None else None)
 
 

@@ -126,7 +126,7 @@ def _quiet_bioimageio() -> None:
 
 def _sample_image(m, sample) -> np.ndarray:
     """A raw 2D image for the test/sample tensors: given, else a validation/training/QC image."""
-    from ..data.io import read_image
+    from ..data.io import channels_first, read_image
 
     candidates = [Path(sample)] if sample else []
     if not sample:
@@ -145,16 +145,19 @@ def _sample_image(m, sample) -> np.ndarray:
             raise UserError(f"Sample image {sample} does not exist; give an image file like the training inputs.")
         raise UserError(f"No training or QC image of {m.dir} is reachable to make the bundle's test image; "
                         f"pass sample=IMAGE (--sample IMAGE) with one input image.")
-    image = np.asarray(read_image(path))
-    if image.ndim != 2:
-        raise UserError(f"Sample image {path} has shape {image.shape}; give a 2D single-channel image.")
+    image = channels_first(np.asarray(read_image(path)))
+    channels = int(m.params.get("n_channels", 1))
+    if (image.ndim == 2 and channels > 1) or (image.ndim == 3 and image.shape[0] != channels) or image.ndim > 3:
+        want = "single-channel" if channels == 1 else f"{channels}-channel"
+        raise UserError(f"Sample image {path} has shape {image.shape}; give a 2D {want} image like the training "
+                        f"inputs.")
     mult, halo = m.network.multiple(m.params), m.network.halo(m.params)
-    h, w = (min(s, SAMPLE_SIDE) // mult * mult for s in image.shape)
+    h, w = (min(s, SAMPLE_SIDE) // mult * mult for s in image.shape[-2:])
     if min(h, w) < 2 * halo + mult:
-        raise UserError(f"Sample image {path} is {image.shape[0]}x{image.shape[1]} pixels; the bundle's test image "
-                        f"needs at least {2 * halo + mult}x{2 * halo + mult}; pass a larger sample image.")
-    y0, x0 = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
-    return image[y0:y0 + h, x0:x0 + w]
+        raise UserError(f"Sample image {path} is {image.shape[-2]}x{image.shape[-1]} pixels; the bundle's test "
+                        f"image needs at least {2 * halo + mult}x{2 * halo + mult}; pass a larger sample image.")
+    y0, x0 = (image.shape[-2] - h) // 2, (image.shape[-1] - w) // 2
+    return image[..., y0:y0 + h, x0:x0 + w]
 
 
 # --------------------------------------------------------------------------------------------------

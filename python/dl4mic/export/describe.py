@@ -48,6 +48,11 @@ def _qc_summary(model_dir: Path) -> dict | None:
         return None
 
 
+def _channels_words(m) -> str:
+    n = int(m.params.get("n_channels", 1))
+    return "single-channel" if n == 1 else f"{n}-channel (channels first)"
+
+
 def _cover(x: np.ndarray, y: np.ndarray, path: Path) -> None:
     """input | output, each scaled to its 1-99.8 percentiles (2:1 for square images)."""
     from PIL import Image
@@ -73,7 +78,7 @@ def _readme(m, spec, es, image_shape, qc: dict | None, halo: int, mult: int, out
     lines = [f"# {spec.title}: {c.get('name', m.dir.name)}", "", spec.summary.strip(), "",
              f"Trained and exported with dl4mic {__version__} (the local successor of the ZeroCostDL4Mic notebooks).",
              "", "## Input and output", "",
-             f"- **Input** `{INPUT_ID}`: one 2D single-channel image in raw units (any bit depth). Pre-processing "
+             f"- **Input** `{INPUT_ID}`: one 2D {_channels_words(m)} image in raw units (any bit depth). Pre-processing "
              f"`{es.preprocessing[0][0]}` normalises it as in training: {describe_normalization(norm)}.",
              f"- **Output** `{es.output_id}`: {es.output_description}", "", es.units_note, "",
              f"Images of any size are processed in tiles: sides are multiples of {mult} (min {2 * halo + mult}), and "
@@ -143,12 +148,12 @@ def _config(m, spec, es, qc, image_shape, out_shape, out_units: str, training_ho
     bioimageio = v.BioimageioConfig(training=training, architecture_type="U-Net", task=m.task,
                                     model_parameter_count=n_params,
                                     architecture_description=f"{spec.title}: {es.architecture}")
-    h, w = image_shape
+    h, w = image_shape[-2:]
     deepimagej = {
         "pyramidal_model": False, "allow_tiling": True, "model_keys": None,
         "prediction": {"preprocess": [{"spec": None}], "postprocess": [es.dij_postprocess or {"spec": None}]},
         "test_information": {
-            "inputs": [{"name": "sample_input.tif", "size": f"{w} x {h} x 1 x 1",
+            "inputs": [{"name": "sample_input.tif", "size": f"{w} x {h} x 1 x {int(p.get('n_channels', 1))}",
                         "pixel_size": {"x": "1 pixel", "y": "1 pixel", "z": "1 pixel"}}],
             "outputs": [{"name": "sample_output.tif", "type": "image", "size": f"{out_shape[2]} x {out_shape[1]} x 1 x {out_shape[0]}"}],
             "memory_peak": None, "runtime": None},
@@ -182,8 +187,9 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     # --- weights ---
     reference = m.network.export_module(m.module.to("cpu").eval())
     module, arch_callable, kwargs = W.build_bundle_module(reference, es.sigmoid)
-    example = torch.zeros(1, 1, 2 * halo + mult, 2 * halo + mult)
-    probe = torch.from_numpy(np.random.default_rng(0).random((1, 1, 2 * halo + mult, 2 * halo + mult), np.float32))
+    n_in = int(m.params.get("n_channels", 1))
+    example = torch.zeros(1, n_in, 2 * halo + mult, 2 * halo + mult)
+    probe = torch.from_numpy(np.random.default_rng(0).random((1, n_in, 2 * halo + mult, 2 * halo + mult), np.float32))
     with torch.no_grad():
         want = reference(probe)
         want = torch.sigmoid(want) if es.sigmoid else want
@@ -198,7 +204,7 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     pre = {"id": es.preprocessing[0][0], "kwargs": es.preprocessing[0][1]}
     post = [{"id": op, "kwargs": kw} for op, kw in es.postprocessing]
     axes = ["batch", "channel", "y", "x"]
-    x_raw = np.ascontiguousarray(image, dtype=np.float32)[None, None]
+    x_raw = np.ascontiguousarray(image, dtype=np.float32).reshape((1, n_in) + image.shape[-2:])
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(files / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -208,7 +214,8 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     y = y.astype(np.float32)
     np.save(files / "test_input.npy", x_raw)
     np.save(files / "test_output.npy", y)
-    tifffile.imwrite(files / "sample_input.tif", x_raw[0, 0])
+    tifffile.imwrite(files / "sample_input.tif", x_raw[0, 0] if n_in == 1 else x_raw[0], imagej=n_in > 1,
+                     metadata={"axes": "CYX"} if n_in > 1 else None)
     tifffile.imwrite(files / "sample_output.tif", y[0, 0] if y.shape[1] == 1 else y[0], imagej=y.shape[1] > 1,
                      metadata={"axes": "CYX"} if y.shape[1] > 1 else None)
     _cover(x_raw[0, 0], y[0, 0], files / "cover.png")
@@ -243,20 +250,27 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
              "fixed_zero_mean_unit_variance": (v.FixedZeroMeanUnitVarianceDescr, v.FixedZeroMeanUnitVarianceKwargs),
              "clip": (v.ClipDescr, v.ClipKwargs), "sigmoid": (v.SigmoidDescr, None)}
 
+    along_axis = {"scale_linear": v.ScaleLinearAlongAxisKwargs,
+                  "fixed_zero_mean_unit_variance": v.FixedZeroMeanUnitVarianceAlongAxisKwargs}
+
     def proc(op):
         cls, kw = procs[op["id"]]
+        if "axis" in op["kwargs"]:  # per-channel values (multichannel models)
+            kw = along_axis[op["id"]]
         return cls(kwargs=kw(**op["kwargs"])) if kw else cls()
 
     inp = v.InputTensorDescr(
-        id=v.TensorId(INPUT_ID), description="Raw 2D single-channel image (any intensity range).",
-        axes=[v.BatchAxis(), v.ChannelAxis(channel_names=["raw"]), space_in("y"), space_in("x")],
+        id=v.TensorId(INPUT_ID), description=f"Raw 2D {_channels_words(m)} image (any intensity range).",
+        axes=[v.BatchAxis(), v.ChannelAxis(channel_names=["raw"] if n_in == 1 else [f"raw{i}" for i in range(n_in)]),
+              space_in("y"), space_in("x")],
         test_tensor=v.FileDescr(source=files / "test_input.npy"),
         sample_tensor=v.FileDescr(source=files / "sample_input.tif"),
         data=v.IntervalOrRatioDataDescr(type="float32"),
         preprocessing=[proc(pre)])
     out = v.OutputTensorDescr(
         id=v.TensorId(es.output_id), description=es.output_description,
-        axes=[v.BatchAxis(), v.ChannelAxis(channel_names=list(es.channel_names or [es.output_id])),
+        axes=[v.BatchAxis(), v.ChannelAxis(channel_names=list(es.channel_names or (
+            [es.output_id] if y.shape[1] == 1 else [f"{es.output_id}{i}" for i in range(y.shape[1])]))),
               space_out("y"), space_out("x")],
         test_tensor=v.FileDescr(source=files / "test_output.npy"),
         sample_tensor=v.FileDescr(source=files / "sample_output.tif"),

@@ -32,15 +32,23 @@ def _axes_ids(tensor: dict) -> list[str]:
 
 def apply_op(op: dict, x: np.ndarray, axes: list[str]) -> np.ndarray:
     """One processing step on a float array laid out as `axes` (bioimage.io spec 0.5 semantics)."""
-    name, kw = op["id"], op.get("kwargs") or {}
+    name, kw = op["id"], dict(op.get("kwargs") or {})
     x = x.astype(np.float32)
+    if "axis" in kw:  # per-channel values: broadcast them along their axis
+        shape = [1] * x.ndim
+        shape[axes.index(kw["axis"])] = -1
+        for key in ("gain", "offset", "mean", "std"):
+            if isinstance(kw.get(key), list):
+                kw[key] = np.asarray(kw[key], np.float32).reshape(shape)
+        del kw["axis"]
     red = tuple(axes.index(a) for a in kw.get("axes") or [a for a in axes if a != "batch"])
     if name == "binarize":
         return (x > kw["threshold"]).astype(np.float32)
     if name == "clip":
         return np.clip(x, kw.get("min"), kw.get("max"))
     if name == "scale_linear":
-        return (x * np.float32(kw.get("gain", 1.0)) + np.float32(kw.get("offset", 0.0))).astype(np.float32)
+        gain, offset = (np.asarray(kw.get(k, d), np.float32) for k, d in (("gain", 1.0), ("offset", 0.0)))
+        return (x * gain + offset).astype(np.float32)
     if name == "sigmoid":
         return (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32)
     if name == "scale_range":
@@ -51,7 +59,8 @@ def apply_op(op: dict, x: np.ndarray, axes: list[str]) -> np.ndarray:
         return ((x - x.mean(axis=red, keepdims=True)) / (x.std(axis=red, keepdims=True) + kw.get("eps", 1e-6))
                 ).astype(np.float32)
     if name == "fixed_zero_mean_unit_variance":
-        return ((x - kw["mean"]) / (np.float32(kw["std"]) + kw.get("eps", 1e-6))).astype(np.float32)
+        mean, std = (np.asarray(kw[k], np.float32) for k in ("mean", "std"))
+        return ((x - mean) / (std + np.float32(kw.get("eps", 1e-6)))).astype(np.float32)
     raise DijIncompatible(f"processing step {name!r} is not one DeepImageJ runs ({', '.join(DIJ_OPS)})")
 
 

@@ -52,6 +52,8 @@ def unet_kwargs(module: torch.nn.Module, sigmoid: bool) -> dict:
         kwargs["top_skip"] = bool(getattr(module, "top_skip", True))
     if "upsample" in accepted:
         kwargs["upsample"] = str(getattr(module, "upsample", "nearest"))
+    if "channelwise" in accepted:
+        kwargs["channelwise"] = bool(getattr(module, "channelwise", False))
     kwargs["sigmoid"] = bool(sigmoid)
     return kwargs
 

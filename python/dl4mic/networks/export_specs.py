@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from ..data.normalize import EPS
+from ..data.normalize import EPS, describe
 from ..errors import UserError
 from .unet_seg import mask_threshold
 
@@ -47,7 +47,8 @@ def input_preprocessing(config: dict) -> list:
     dataset mean/std -> `fixed_zero_mean_unit_variance`."""
     norm = config["normalization"]["source"]
     if norm.get("method") == "meanstd":
-        return [("fixed_zero_mean_unit_variance", {"mean": float(norm["mean"]), "std": float(norm["std"])})]
+        return [("fixed_zero_mean_unit_variance", {"mean": norm["mean"], "std": norm["std"],
+                                                   **({"axis": "channel"} if isinstance(norm["mean"], list) else {})})]
     return [("scale_range", {"axes": ["y", "x"], "min_percentile": float(norm["low"]),
                              "max_percentile": float(norm["high"]), "eps": EPS})]
 
@@ -58,15 +59,16 @@ def _restoration(config: dict) -> ExportSpec:
     target = (config.get("normalization") or {}).get("target") or {"method": "source"}
     source = config["normalization"]["source"]
     if target.get("method") == "source" and source.get("method") == "meanstd":
-        mean, std = float(source["mean"]), float(source["std"])
+        mean, std = source["mean"], source["std"]
+        axis = {"axis": "channel"} if isinstance(mean, list) else {}
         return ExportSpec(
             output_id="restored", output_units="raw",
             output_description="Restored image in the intensity units of the input.",
-            postprocessing=[("scale_linear", {"gain": std, "offset": mean})],
+            postprocessing=[("scale_linear", {"gain": std, "offset": mean, **axis})],
             units_note=(f"The output is in the input's intensity units: the network works on images scaled to "
-                        f"zero mean and unit variance with the training data's mean {mean:.6g} and standard "
-                        f"deviation {std:.6g} (`fixed_zero_mean_unit_variance`), and `scale_linear` maps its "
-                        f"output back (y * {std:.6g} + {mean:.6g})."), **words)
+                        f"zero mean and unit variance with the training data's {describe(source)} "
+                        f"(`fixed_zero_mean_unit_variance`{', per channel' if axis else ''}), and `scale_linear` "
+                        f"maps its output back (y * std + mean)."), **words)
     if target.get("method") == "fixed":
         lo, hi = float(target["low"]), float(target["high"])
         gain = max(hi - lo, 1e-6)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.io import channels_first
 from ..data.normalize import scale, unscale
 from .base import Network
 from .unet import UNet, receptive_halo
@@ -93,9 +94,11 @@ class N2V2D(Network):
 
     def build(self, params):
         n2v2 = self._n2v2(params)
-        module = UNet(1, 1, depth=params["depth"], filters=params["filters"], kernel_size=params["kernel_size"],
+        channels = int(params.get("n_channels", 1))
+        width = channels if params.get("channels", "independent") == "together" else 1
+        module = UNet(width, width, depth=params["depth"], filters=params["filters"], kernel_size=params["kernel_size"],
                       batch_norm=params["batch_norm"], residual=False, blur_pool=n2v2, top_skip=not n2v2,
-                      upsample="bilinear" if n2v2 else "nearest")
+                      upsample="bilinear" if n2v2 else "nearest", channelwise=channels > width)
         # PyTorch's default initialisation (as CAREamics), not the backbone's Keras/Glorot one: with the few
         # masked pixels per patch, Glorot's larger output layer makes N2V converge several times more slowly
         # (BSD400, 4 x 20 x 32 patches: validation loss 0.041 against 0.017).
@@ -113,6 +116,7 @@ class N2V2D(Network):
 
     def prepare(self, normalizer, params):
         def prepare(source, target):
+            source = channels_first(source)
             return scale(source, *normalizer.source_range(source)), None
 
         return prepare
@@ -127,4 +131,5 @@ class N2V2D(Network):
         return masked_mse
 
     def outputs(self, raw_output, image, normalizer, source_range, config):
-        return {"restored": unscale(raw_output[0], *normalizer.target_range(source_range))}
+        restored = raw_output if int(config["parameters"].get("n_channels", 1)) > 1 else raw_output[0]
+        return {"restored": unscale(restored, *normalizer.target_range(source_range))}

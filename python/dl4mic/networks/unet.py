@@ -51,12 +51,19 @@ class UNet(nn.Module):
 
     N2V2 (Hoeck et al. 2022) options: `blur_pool` replaces max-pooling by max-blur-pooling, and
     `top_skip=False` drops the skip connection of the top (full-resolution) level; `upsample="bilinear"`
-    up-samples bilinearly (without the top skip, nearest up-sampling leaves a 2-pixel period in outputs)."""
+    up-samples bilinearly (without the top skip, nearest up-sampling leaves a 2-pixel period in outputs).
+
+    `channelwise=True` (with one input and one output channel) applies the network to every channel of
+    a multichannel input alike, as separate batch items: channels processed independently, shared weights."""
 
     def __init__(self, in_channels: int = 1, out_channels: int | None = 1, depth: int = 2, filters: int = 32,
                  kernel_size: int = 3, batch_norm: bool = False, residual: bool = False,
-                 blur_pool: bool = False, top_skip: bool = True, upsample: str = "nearest"):
+                 blur_pool: bool = False, top_skip: bool = True, upsample: str = "nearest",
+                 channelwise: bool = False):
         super().__init__()
+        if channelwise and (in_channels != 1 or out_channels != 1):
+            raise ValueError("a channelwise U-Net has one input and one output channel")
+        self.channelwise = channelwise
         if residual and in_channels != out_channels:
             raise ValueError("a residual U-Net needs as many output as input channels")
         if upsample not in ("nearest", "bilinear"):
@@ -84,6 +91,12 @@ class UNet(nn.Module):
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channelwise:
+            b, c, height, width = x.shape
+            return self._forward(x.reshape(b * c, 1, height, width)).reshape(b, c, height, width)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         skips, h = [], x
         for block in self.down:
             h = block(h)

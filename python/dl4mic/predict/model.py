@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..data.io import channels_first
 from ..data.normalize import Normalizer
 from ..errors import UserError
 from ..specs import load_spec
@@ -61,11 +62,19 @@ class LoadedModel:
             return self.module(torch.from_numpy(np.ascontiguousarray(x)).to(self.device)).float().cpu().numpy()
 
     def predict(self, image: np.ndarray, tile: int | None = DEFAULT_TILE) -> dict[str, np.ndarray]:
-        """Outputs for one 2D image: `restored` (restoration) or `probability`/`mask`/`labels` (segmentation)."""
+        """Outputs for one 2D image: `restored` (restoration) or `probability`/`mask`/`labels` (segmentation).
+        Multichannel models take (Y, X, C) or (C, Y, X) images and return channels-first outputs."""
         image = np.asarray(image)
-        if image.ndim != 2:
-            raise UserError(f"{self.spec.name} predicts 2D single-channel images, not shape {image.shape}; "
-                            f"save one plane per file.")
+        channels = int(self.params.get("n_channels", 1))
+        if channels > 1 and image.ndim == 3:
+            image = channels_first(image)
+            if image.shape[0] != channels:
+                raise UserError(f"This {self.spec.name} model was trained on {channels}-channel images, not "
+                                f"{image.shape[0]}; give images with the training channels.")
+        elif image.ndim != 2 or channels > 1:
+            want = f"{channels}-channel 2D" if channels > 1 else "2D single-channel"
+            raise UserError(f"{self.spec.name} predicts {want} images with this model, not shape {image.shape}; "
+                            f"save one such image per file.")
         source_range = self.normalizer.source_range(image)
         from ..data.normalize import scale
 

@@ -125,7 +125,7 @@ def predict(model, input, output, *, rois: bool = False, tile: int | None = DEFA
         else:
             result = loaded.predict(np.asarray(image), tile=tile)
             for key in keys:
-                write_tiff(paths[key], result[key], "YX")
+                write_tiff(paths[key], result[key], "CYX" if np.ndim(result[key]) == 3 else "YX")
         if "rois" in paths:
             from ..fiji.rois import labels_to_roi_zip
 

@@ -24,14 +24,15 @@ def _starts(size: int, tile: int) -> list[int]:
 
 def predict_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: int | None,
                   halo: int, multiple: int) -> np.ndarray:
-    """Apply `run` ((1, 1, h, w) -> (1, C, h, w)) to a 2D image in tiles of `tile` pixels plus `halo` context.
+    """Apply `run` ((1, c, h, w) -> (1, C, h, w)) to a (h, w) or channels-first (c, h, w) image in tiles of
+    `tile` pixels plus `halo` context.
 
     Each tile's core is kept and its halo discarded, so with a halo at least the receptive field the
     result equals a single pass over the whole image. `tile=None` or a tile as large as the image
     predicts in one pass. A network whose output is subsampled by an integer stride `s` that divides
     `multiple` (StarDist's grid) returns (1, C, h/s, w/s); the result is then (C, ceil(h/s), ceil(w/s))."""
-    h, w = image.shape
-    padded, _ = _pad_to_multiple(image[None, None], multiple)
+    h, w = image.shape[-2:]
+    padded, _ = _pad_to_multiple(image[None] if image.ndim == 3 else image[None, None], multiple)
     if tile is None or (h <= tile and w <= tile):
         result = run(padded)[0]
         s = padded.shape[-2] // result.shape[-2]

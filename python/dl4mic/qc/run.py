@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.io import atomic_path, dtype_range, read_image, write_tiff
+from ..data.io import atomic_path, channels_first, dtype_range, read_image, write_tiff
 from ..errors import UserError
 from . import baselines as bl
 from . import maps, plots
@@ -90,6 +90,26 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
+def _planes(image: np.ndarray) -> list[np.ndarray]:
+    """The 2D planes QC scores: the image itself, or each channel of a channels-first multichannel image."""
+    return [image] if image.ndim == 2 else list(image)
+
+
+def _restored_planes(m, s_path: Path, t_path: Path | None):
+    """Predict one test image and yield (row keys, file stem, source, target or None, prediction) per plane:
+    multichannel images are scored channel by channel (rows carry `channel`, files end in _c1, _c2, ...)."""
+    source = channels_first(read_image(s_path))
+    target = channels_first(read_image(t_path)) if t_path is not None else None
+    pred = np.asarray(m.predict(source)["restored"], dtype=np.float32)
+    _check_shape(s_path, pred, target if target is not None else source, "target" if target is not None else "input")
+    if pred.ndim == 2:
+        yield {"image": s_path.name}, _stem(s_path), source, target, pred
+        return
+    for c in range(pred.shape[0]):
+        yield ({"image": s_path.name, "channel": c + 1}, f"{_stem(s_path)}_c{c + 1}", source[c],
+               target[c] if target is not None else None, pred[c])
+
+
 def _qc_restoration(m, pairs, out: Path, progress) -> dict:
     first_t = read_image(pairs[0][1])
     data_range = dtype_range(first_t.dtype)
@@ -101,36 +121,34 @@ def _qc_restoration(m, pairs, out: Path, progress) -> dict:
             lo, hi = min(lo, float(arr.min())), max(hi, float(arr.max()))
         data_range = hi - lo if hi > lo else 1.0
         rule = "float targets: max - min over the test targets"
-    sources = [read_image(s) for s, _ in pairs[:bl.SIGMA_PAIRS]]
-    targets = [read_image(t) for _, t in pairs[:bl.SIGMA_PAIRS]]
+    sources = [p for s, _ in pairs[:bl.SIGMA_PAIRS] for p in _planes(channels_first(read_image(s)))]
+    targets = [p for _, t in pairs[:bl.SIGMA_PAIRS] for p in _planes(channels_first(read_image(t)))]
     comparable = all(s.shape == t.shape for s, t in zip(sources, targets))
     # Baselines are fitted to the target's units only when the model itself maps to other units.
     fit = ((getattr(m, "config", None) or {}).get("normalization", {}).get("target") or {}).get("method") == "fixed"
     sigma, sigma_scores = bl.choose_sigma(sources, targets, data_range, fit=fit) if comparable else (None, {})
     del sources, targets
 
-    rows, example_data = [], {}
+    rows = []
     for i, (s_path, t_path) in enumerate(pairs):
-        source, target = read_image(s_path), read_image(t_path)
-        if target.dtype != first_t.dtype:
-            raise UserError(f"{t_path} is {target.dtype} but {pairs[0][1]} is {first_t.dtype}; "
+        if read_image(t_path).dtype != first_t.dtype:
+            raise UserError(f"{t_path} is {read_image(t_path).dtype} but {pairs[0][1]} is {first_t.dtype}; "
                             f"give test targets of one bit depth so their scores are comparable.")
-        pred = np.asarray(m.predict(source)["restored"], dtype=np.float32)
-        _check_shape(s_path, pred, target, "target")
-        name = _stem(s_path)
-        row = {"image": s_path.name}
-        row.update({f"model_{k}": v for k, v in restoration_metrics(pred, target, data_range).items()})
-        for bname, bimg in (bl.restoration_baselines(source, target, sigma, fit) if sigma is not None else {}).items():
-            row.update({f"{bname}_{k}": v for k, v in restoration_metrics(bimg, target, data_range).items()})
-        rows.append(row)
-        rse, ssim = maps.rse_map(pred, target), maps.ssim_map(pred, target, data_range)
-        write_tiff(out / "predictions" / f"{name}.tif", pred)
-        write_tiff(out / "maps" / f"{name}_rse.tif", rse)
-        write_tiff(out / "maps" / f"{name}_ssim.tif", ssim)
-        if i < MAX_FIGURES:
-            scores = {k: row[f"model_{k}"] for k in ("ssim", "psnr", "nrmse")}
-            plots.save(plots.restoration_figure(name, source, target, pred, rse, ssim, scores),
-                       out / "maps" / f"{name}.png")
+        for keys, name, source, target, pred in _restored_planes(m, s_path, t_path):
+            row = dict(keys)
+            row.update({f"model_{k}": v for k, v in restoration_metrics(pred, target, data_range).items()})
+            for bname, bimg in (bl.restoration_baselines(source, target, sigma, fit) if sigma is not None
+                                else {}).items():
+                row.update({f"{bname}_{k}": v for k, v in restoration_metrics(bimg, target, data_range).items()})
+            rows.append(row)
+            rse, ssim = maps.rse_map(pred, target), maps.ssim_map(pred, target, data_range)
+            write_tiff(out / "predictions" / f"{name}.tif", pred)
+            write_tiff(out / "maps" / f"{name}_rse.tif", rse)
+            write_tiff(out / "maps" / f"{name}_ssim.tif", ssim)
+            if len(rows) <= MAX_FIGURES:
+                scores = {k: row[f"model_{k}"] for k in ("ssim", "psnr", "nrmse")}
+                plots.save(plots.restoration_figure(name, source, target, pred, rse, ssim, scores),
+                           out / "maps" / f"{name}.png")
         if progress:
             progress(i + 1, len(pairs), s_path.name)
     return {"rows": rows, "data_range": data_range, "data_range_rule": rule,
@@ -242,16 +260,13 @@ def denoising_figure(name: str, source, prediction, stats: dict | None = None):
 def _qc_restoration_no_gt(m, pairs, out: Path, progress) -> dict:
     rows = []
     for i, (s_path, _) in enumerate(pairs):
-        source = read_image(s_path)
-        pred = np.asarray(m.predict(source)["restored"], dtype=np.float32)
-        _check_shape(s_path, pred, source, "input")
-        name = _stem(s_path)
-        stats = residual_statistics(source, pred)
-        rows.append({"image": s_path.name, **{f"model_{k}": v for k, v in stats.items()}})
-        write_tiff(out / "predictions" / f"{name}.tif", pred)
-        write_tiff(out / "maps" / f"{name}_residual.tif", (source.astype(np.float32) - pred).astype(np.float32))
-        if i < MAX_FIGURES:
-            plots.save(denoising_figure(name, source, pred, stats), out / "maps" / f"{name}.png")
+        for keys, name, source, _, pred in _restored_planes(m, s_path, None):
+            stats = residual_statistics(source, pred)
+            rows.append({**keys, **{f"model_{k}": v for k, v in stats.items()}})
+            write_tiff(out / "predictions" / f"{name}.tif", pred)
+            write_tiff(out / "maps" / f"{name}_residual.tif", (source.astype(np.float32) - pred).astype(np.float32))
+            if len(rows) <= MAX_FIGURES:
+                plots.save(denoising_figure(name, source, pred, stats), out / "maps" / f"{name}.png")
         if progress:
             progress(i + 1, len(pairs), s_path.name)
     return {"rows": rows, "baselines": {}, "ground_truth": False,
@@ -443,7 +458,8 @@ def run_qc(model, source, target=None, output=None, overwrite: bool = True, prog
         config = m.config or {}
         main = result.pop("main_metric")
         order = sorted(range(len(rows)), key=lambda i: rows[i][f"model_{main}"])
-        example = rows[order[len(order) // 2]]["image"]  # the median image is the honest example
+        median_row = rows[order[len(order) // 2]]  # the median image is the honest example
+        example = median_row["image"]
         summary = {
             "dl4mic_version": _versions()["dl4mic"],
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -452,7 +468,8 @@ def run_qc(model, source, target=None, output=None, overwrite: bool = True, prog
                       "title": getattr(spec, "title", None), "dir": str(model_dir)},
             "test_data": {"source": str(Path(source).resolve()),
                           "target": str(Path(target).resolve()) if target is not None else None,
-                          "n_images": len(rows), "files": [r["image"] for r in rows]},
+                          "n_images": len({r["image"] for r in rows}),
+                          "files": list(dict.fromkeys(r["image"] for r in rows))},
             "main_metric": main,
             "means": _means(rows, "model_"),  # the model's mean scores (also under metrics.model)
             "metrics": {"model": _means(rows, "model_"),
@@ -464,7 +481,8 @@ def run_qc(model, source, target=None, output=None, overwrite: bool = True, prog
             "citations": [dict(c) for c in getattr(spec, "citations", ())],
             "versions": _versions(),
         }
-        example_png = tmp / "maps" / f"{Path(example).stem}.png"
+        channel = f"_c{median_row['channel']}" if "channel" in median_row else ""
+        example_png = tmp / "maps" / f"{_stem(Path(example))}{channel}.png"
         if example_png.exists():
             shutil.copyfile(example_png, tmp / "example.png")
         log = plots.read_log(model_dir / "training" / "log.csv")

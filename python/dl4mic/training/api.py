@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..data.check import check_data
-from ..data.io import atomic_path, read_image
+from ..data.io import atomic_path, channels_first, read_image
 from ..data.patches import ImageCache, PatchSampler, fixed_batches, split_regions
 from ..errors import UserError
 from ..networks import get_network
@@ -113,6 +113,7 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
         config = folder.read()
         network, source, target = config["network"], config["data"]["source"], config["data"]["target"]
         stored = dict(config["parameters"])
+        stored.pop("n_channels", None)  # derived from the data again below
         if "epochs" in given:
             stored["epochs"] = given.pop("epochs")
         if given:
@@ -123,6 +124,8 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     net = get_network(spec.name)
     p = spec.resolve(given)
     summary = check_data(spec, source, target, axes)
+    if summary.n_channels > 1:
+        p["n_channels"] = summary.n_channels
     if p["patch_size"] % net.multiple(p):
         raise UserError(f"patch_size {p['patch_size']} must be a multiple of {net.multiple(p)} for a U-Net of depth "
                         f"{p.get('depth')}; use e.g. {p['patch_size'] - p['patch_size'] % net.multiple(p) or net.multiple(p)}.")
@@ -131,6 +134,9 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
         transfer_dir, transfer_cfg = _transfer_source(Path(from_model))
         if transfer_cfg["network"] != spec.name:
             raise UserError(f"{from_model} is a {transfer_cfg['network']} model; --from needs a {spec.name} model.")
+        if transfer_cfg["parameters"].get("n_channels", 1) != p.get("n_channels", 1):
+            raise UserError(f"{from_model} was trained on {transfer_cfg['parameters'].get('n_channels', 1)}-channel "
+                            f"images and {source} has {p.get('n_channels', 1)}; --from needs the same channels.")
         for key in ("depth", "filters", "kernel_size", "batch_norm"):
             if key in p and transfer_cfg["parameters"].get(key) != p[key]:
                 p[key] = transfer_cfg["parameters"][key]
@@ -152,7 +158,8 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     else:
         train_idx = sorted({r.index for r in train_regions})
         normalizer = net.fit_normalization(
-            p, lambda role: [read_image(pairs[i][0 if role == "source" else 1]) for i in train_idx])
+            p, lambda role: [channels_first(read_image(pairs[i][0 if role == "source" else 1]), summary.axes)
+                             for i in train_idx])
     cache = ImageCache(pairs, net.prepare(normalizer, p), int(p["cache_mb"]) * 2**20)
     rng = np.random.default_rng(p["seed"])
     sampler = PatchSampler(train_regions, summary.shapes, cache, p["patch_size"], rng, augment=p["augment"],
@@ -274,8 +281,8 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     reporter.close()
 
     module.load_state_dict(torch.load(folder.best, map_location=dev, weights_only=True))
-    val_images = (lambda: [tuple(a[r.y0:r.y1] for a in cache.get(r.index)) for r in val_regions]) \
-        if val_regions else None
+    val_images = (lambda: [tuple(a[..., r.y0:r.y1, :] if a is not None else None for a in cache.get(r.index))
+                           for r in val_regions]) if val_regions else None
     config.update(net.finalize(predict_batches, val_batches, p, val_images))
     best = min(history, key=lambda r: r["val_loss"] if val_batches else r["loss"]) if history else {}
     config["training"].update({
