@@ -39,6 +39,16 @@ def duration(seconds) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d} (h:mm:ss)"
 
 
+def stardist_thresholds(config: dict) -> str:
+    """StarDist's two thresholds and where they come from, in words."""
+    how = config.get("thresholds") or {}
+    text = f"{fmt(config['prob_thresh'])} / {fmt(config['nms_thresh'])}"
+    if how.get("optimized"):
+        return text + (f" (optimised on {how.get('n_images')} validation image(s): mean matching accuracy "
+                       f"{fmt(how.get('value'))} at IoU {', '.join(fmt(t) for t in how.get('iou_thresholds', []))})")
+    return text + (f" (defaults: {how['reason']})" if how.get("reason") else " (defaults)")
+
+
 def names(files) -> str:
     files = list(files or [])
     shown = ", ".join(map(str, files[:MAX_NAMES]))
