@@ -104,7 +104,7 @@ def write_qc_report(model_dir, qc_dir=None) -> Path:
             pooled = summary.get("pooled", {})
             rep.paragraph(f"Pooled over all test objects: F1 {fmt(pooled.get('at_0.5', {}).get('f1'))} at IoU 0.5, "
                           f"mean AP {fmt(pooled.get('mean_ap'))} over IoU 0.5:0.05:0.95."
-                          + (f" Object probability / NMS overlap thresholds: {sections.stardist_thresholds(config)}."
+                          + (f" Thresholds (prob / NMS): {sections.stardist_thresholds(config)}."
                              if "prob_thresh" in config else ""), size=8.5)
         if (qc / "example.png").is_file():
             rep.heading("Example (the test image with the median score)")

@@ -37,7 +37,7 @@ def write_training_report(model_dir) -> Path:
             ("best epoch (lowest validation loss)", training.get("best_epoch")),
             ("best validation loss", training.get("best_val_loss")),
             *([("probability threshold (validation)", config["threshold"])] if "threshold" in config else []),
-            *([("object probability / NMS overlap thresholds", sections.stardist_thresholds(config))]
+            *([("thresholds (prob / NMS)", sections.stardist_thresholds(config))]
               if "prob_thresh" in config else []),
             ("dl4mic version", config.get("dl4mic_version")),
         ])
