@@ -1,19 +1,24 @@
 """Helpers shared by the benchmarks: reference virtual environments, measured
-subprocesses (wall time and peak RSS of exactly that child), metrics and the
-machine description written next to every result.
+subprocesses (wall time and peak RSS of exactly that child), the drivers' and
+side scripts' common steps, metrics and the machine description written next
+to every result.
 
-Only the standard library and numpy are imported at module level, so the
-benchmark drivers start quickly and work from any Python that has numpy.
+Only the standard library is imported at module level (numpy, torch,
+TensorFlow and dl4mic only inside functions), so the side scripts of the
+reference implementations can import it from their own virtual environments.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -35,24 +40,29 @@ def set_torch_threads(threads: int) -> None:
 
 # --------------------------------------------------------------------------- venvs
 
-def ensure_venv(path: Path, requirements: list[str], log=print) -> Path:
+def ensure_venv(path: Path, requirements: list[str], log=print, no_deps: list[str] | None = None,
+                what: str | None = None) -> Path:
     """Create (once) a virtual environment at `path` with `requirements` installed.
 
     A marker file records the requirement list; when it differs (or the venv is
-    missing) the environment is (re)built with pip.  Returns the venv's python.
+    missing) the environment is (re)built with pip.  `no_deps` are installed by a
+    second pip call without their dependencies; `what` names the install in the
+    log (default: the requirements).  Returns the venv's python.
     """
     path = Path(path)
     python = path / "bin" / "python"
     marker = path / ".dl4mic-bench-requirements"
-    wanted = "\n".join(requirements) + "\n"
+    wanted = "\n".join(list(requirements) + (["--no-deps", *no_deps] if no_deps else [])) + "\n"
     if python.exists() and marker.exists() and marker.read_text() == wanted:
         return python
     if not python.exists():
         log(f"creating virtual environment {path} ...")
         venv.EnvBuilder(with_pip=True, clear=False).create(path)
-    log(f"installing {' '.join(requirements)} into {path} (once; a few minutes) ...")
-    cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *requirements]
-    subprocess.run(cmd, check=True)
+    log(f"installing {what or ' '.join(requirements)} into {path} (once; a few minutes) ...")
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, *requirements], check=True)
+    if no_deps:
+        subprocess.run([*pip, "--no-deps", *no_deps], check=True)
     marker.write_text(wanted)
     return python
 
@@ -105,6 +115,195 @@ def tail(path: Path, n: int = 40) -> str:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
     except OSError:
         return ""
+
+
+# --------------------------------------------------------------------------- drivers (run.py)
+
+def make_log(benchmark: str):
+    """A `log(msg)` printing `[BENCHMARK-bench HH:MM:SS] msg` to stderr, so all drivers log alike."""
+    def log(msg: str) -> None:
+        print(f"[{benchmark}-bench {_dt.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def work_folder(workdir: Path | None, prefix: str, log=print) -> Path:
+    """The run's folder for models, data and logs: `workdir` if given, else a new temporary one."""
+    work = workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"work folder {work}")
+    return work
+
+
+def run_side(side: str, python, script: Path, config: dict, *, work: Path, env: dict, load: dict,
+             log=print, label: str | None = None) -> tuple[dict, dict]:
+    """Run one side script in its own measured process; stop with its log's tail if it fails.
+
+    The side reads WORK/SIDE_config.json (`config` plus the `result` and `pred`
+    paths WORK/SIDE_result.json and WORK/SIDE_pred.npz) and logs to WORK/SIDE.log;
+    the load average after it is recorded as load["after_SIDE"].  Returns the
+    measurement (run_measured) and the side's result.
+    """
+    label = label or side
+    cfg_path = work / f"{side}_config.json"
+    config = {**config, "result": str(work / f"{side}_result.json"), "pred": str(work / f"{side}_pred.npz")}
+    cfg_path.write_text(json.dumps(config, indent=2))
+    run = run_measured([str(python), str(script), str(cfg_path)], env=env, log_file=work / f"{side}.log")
+    load[f"after_{side}"] = load_average()
+    if run["rc"]:
+        raise SystemExit(f"{label} side failed (rc {run['rc']}):\n{tail(work / f'{side}.log')}")
+    result = json.loads((work / f"{side}_result.json").read_text())
+    log(f"{label} done in {run['wall_s']:.0f} s")
+    return run, result
+
+
+EPOCH_SUMMARY_KEYS = ("first_epoch_s", "median_epoch_s", "mean_epoch_s", "min_epoch_s", "max_epoch_s",
+                      "final_loss", "best_val_loss")
+
+
+def summarise_epochs(epochs: list[dict], keys=EPOCH_SUMMARY_KEYS) -> dict:
+    """One definition of the per-epoch figures (first epoch apart, the others' median etc.); `keys` picks them."""
+    secs = [e["seconds"] for e in epochs]
+    rest = secs[1:]
+    figures = {
+        "first_epoch_s": secs[0] if secs else None,
+        "median_epoch_s": median(rest) if rest else (secs[0] if secs else None),
+        "mean_epoch_s": (sum(rest) / len(rest)) if rest else None,
+        "min_epoch_s": min(rest) if rest else None,
+        "max_epoch_s": max(rest) if rest else None,
+        "final_loss": epochs[-1]["loss"] if epochs else None,
+        "best_val_loss": min((e["val_loss"] for e in epochs if e.get("val_loss") is not None), default=None),
+    }
+    return {k: figures[k] for k in keys}
+
+
+def tiff_names(folder: Path) -> list[str]:
+    """Sorted names of the .tif/.tiff files in `folder` (a benchmark's test images)."""
+    return sorted(f.name for f in Path(folder).iterdir() if f.suffix.lower() in (".tif", ".tiff"))
+
+
+def result_header(benchmark: str, load: dict) -> dict:
+    """The entries every result file starts with: benchmark, date, machine and load averages."""
+    return {"benchmark": benchmark, "date": _dt.datetime.now().isoformat(timespec="seconds"),
+            "machine": machine_info(), "load_average": load}
+
+
+def new_result_path(folder: Path, *parts: str, quick: bool = False, tag: str = "") -> Path:
+    """FOLDER/DATE[-PART...][-quick][-TAG].json, with -2, -3, ... added so no earlier result is overwritten."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "-".join([_dt.date.today().isoformat(), *parts]) + ("-quick" if quick else "") + (f"-{tag}" if tag else "")
+    out = folder / f"{name}.json"
+    n = 2
+    while out.exists():
+        out = folder / f"{name}-{n}.json"
+        n += 1
+    return out
+
+
+def finish_work_folder(work: Path, keep: bool, contents: str) -> None:
+    """Delete the temporary work folder after a run, or print where the kept one is."""
+    if keep:
+        print(f"work folder ({contents}): {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def format_or_none(v, spec: str):
+    """format(v, spec), or None (md_table's dash) where a side has no value."""
+    return None if v is None else format(v, spec)
+
+
+# --------------------------------------------------------------------------- side scripts
+
+def count_parameters(module) -> int:
+    """Number of parameters of a torch module: the `n_params` the PyTorch sides report."""
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+def torch_thread_counts() -> dict:
+    """The intra-/inter-op thread counts a PyTorch side ran with, for its result."""
+    import torch
+
+    return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+
+
+def set_tf_threads(threads: int) -> None:
+    """Give a TensorFlow side exactly `threads` intra- and inter-op threads (as set_torch_threads for PyTorch)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+    tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+
+
+def tf_thread_counts() -> dict:
+    """The intra-/inter-op thread counts a TensorFlow side ran with, for its result."""
+    import tensorflow as tf
+
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+
+def write_side_result(cfg: dict, result: dict, t_start: float, default=None) -> None:
+    """Write a side's result to cfg["result"], its whole run time since `t_start` last, as `process_s`."""
+    result["process_s"] = time.perf_counter() - t_start
+    Path(cfg["result"]).write_text(json.dumps(result, indent=2, default=default) + "\n")
+
+
+def import_dl4mic(threads: int) -> None:
+    """numpy, torch (set to `threads` threads) and dl4mic: the imports a dl4mic side times as `import_s`."""
+    import numpy  # noqa: F401
+
+    set_torch_threads(threads)
+    import dl4mic  # noqa: F401
+    import dl4mic.data.io  # noqa: F401
+    import dl4mic.predict.model  # noqa: F401
+
+
+def train_dl4mic(network: str, cfg: dict) -> tuple[Path, float]:
+    """`dl4mic.train` on a side's config (source, target if any, model, params); returns the model folder, seconds."""
+    import dl4mic
+
+    model_dir = Path(cfg["model"])
+    data = {k: cfg[k] for k in ("source", "target") if k in cfg}
+    t0 = time.perf_counter()
+    dl4mic.train(network, **data, model=model_dir, epochs=int(cfg["params"]["epochs"]), params=cfg["params"],
+                 progress="none", overwrite=True)
+    return model_dir, time.perf_counter() - t0
+
+
+def read_epoch_log(model_dir: Path, no_value=("",)) -> list[dict]:
+    """MODEL/training/log.csv as one dict per epoch; a val_loss written as one of `no_value` becomes None."""
+    with open(Path(model_dir) / "training" / "log.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [{"epoch": int(r["epoch"]), "seconds": float(r["seconds"]), "loss": float(r["loss"]),
+             "val_loss": float(r["val_loss"]) if r.get("val_loss") not in (None, *no_value) else None,
+             "lr": float(r["lr"])} for r in rows]
+
+
+def predict_test_images(model, cfg: dict, output: str, dtype=None) -> tuple[dict, float]:
+    """The config's test images through `model.predict` (as `dl4mic predict`), as test_pred/i, and the seconds."""
+    import numpy as np
+
+    from dl4mic.data.io import read_image
+
+    preds = {}
+    t0 = time.perf_counter()
+    for i, name in enumerate(cfg["test_files"]):
+        img = read_image(Path(cfg["test_source"]) / name)
+        preds[f"test_pred/{i}"] = np.asarray(model.predict(img)[output], dtype)
+    return preds, time.perf_counter() - t0
+
+
+def dl4mic_side_identity() -> dict:
+    """`side`, `versions` and `threads`: the entries every dl4mic side's result starts with."""
+    import numpy as np
+    import torch
+
+    import dl4mic
+
+    return {"side": "dl4mic",
+            "versions": {"dl4mic": dl4mic.__version__, "torch": torch.__version__, "numpy": np.__version__},
+            "threads": torch_thread_counts()}
 
 
 # --------------------------------------------------------------------------- metrics

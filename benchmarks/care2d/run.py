@@ -41,11 +41,7 @@ per-epoch figure is the median of the others.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -89,8 +85,7 @@ def parse_args(argv=None):
     return a
 
 
-def log(msg: str) -> None:
-    print(f"[care2d-bench {dt.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+log = common.make_log("care2d")
 
 
 def dl4mic_params(a) -> dict:
@@ -153,20 +148,6 @@ def reference_inputs(model_dir: Path, source: Path, target: Path, test_source: P
             "val_patches": int(arrays["val_x"].shape[0])}
 
 
-def summarise_epochs(epochs: list[dict]) -> dict:
-    secs = [e["seconds"] for e in epochs]
-    rest = secs[1:]
-    return {
-        "first_epoch_s": secs[0] if secs else None,
-        "median_epoch_s": common.median(rest) if rest else (secs[0] if secs else None),
-        "mean_epoch_s": (sum(rest) / len(rest)) if rest else None,
-        "min_epoch_s": min(rest) if rest else None,
-        "max_epoch_s": max(rest) if rest else None,
-        "final_loss": epochs[-1]["loss"] if epochs else None,
-        "best_val_loss": min((e["val_loss"] for e in epochs if e.get("val_loss") is not None), default=None),
-    }
-
-
 def main(argv=None) -> int:
     a = parse_args(argv)
     source, target = a.data / "train" / a.source_name, a.data / "train" / a.target_name
@@ -175,13 +156,11 @@ def main(argv=None) -> int:
         if not d.is_dir():
             raise SystemExit(f"{d} does not exist; give --data a folder with train/ and test/ "
                              f"{a.source_name}/ and {a.target_name}/ subfolders")
-    test_files = sorted(f.name for f in test_source.iterdir() if f.suffix.lower() in (".tif", ".tiff"))
+    test_files = common.tiff_names(test_source)
 
     ref_python = common.ensure_venv(a.venv, REFERENCE_REQUIREMENTS, log=log)
 
-    work = a.workdir or Path(tempfile.mkdtemp(prefix="dl4mic-care2d-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    log(f"work folder {work}")
+    work = common.work_folder(a.workdir, "dl4mic-care2d-bench-", log)
     env = common.thread_env(a.threads)
     load = {"start": common.load_average()}
     params = dl4mic_params(a)
@@ -190,32 +169,18 @@ def main(argv=None) -> int:
     # ---- dl4mic --------------------------------------------------------------------------------
     model_dir = work / "dl4mic_model"
     cfg_d = {"source": str(source), "target": str(target), "model": str(model_dir), "params": params,
-             "threads": a.threads, "test_source": str(test_source), "test_files": test_files,
-             "result": str(work / "dl4mic_result.json"), "pred": str(work / "dl4mic_pred.npz")}
-    (work / "dl4mic_config.json").write_text(json.dumps(cfg_d, indent=2))
+             "threads": a.threads, "test_source": str(test_source), "test_files": test_files}
     log(f"dl4mic: {a.epochs} epochs x {a.steps} steps x batch {a.batch_size} x {a.patch_size}px ...")
-    run_d = common.run_measured([sys.executable, str(HERE / "side_dl4mic.py"), str(work / "dl4mic_config.json")],
-                                env=env, log_file=work / "dl4mic.log")
-    load["after_dl4mic"] = common.load_average()
-    if run_d["rc"]:
-        raise SystemExit(f"dl4mic side failed (rc {run_d['rc']}):\n{common.tail(work / 'dl4mic.log')}")
-    res_d = json.loads((work / "dl4mic_result.json").read_text())
-    log(f"dl4mic done in {run_d['wall_s']:.0f} s")
+    run_d, res_d = common.run_side("dl4mic", sys.executable, HERE / "side_dl4mic.py", cfg_d,
+                                   work=work, env=env, load=load, log=log)
 
     # ---- reference ------------------------------------------------------------------------------
     ref = reference_inputs(model_dir, source, target, test_source, test_files, work / "ref_data.npz")
     cfg_r = {"params": {**params, "augment": ref["augment"]}, "threads": a.threads,
-             "data": str(work / "ref_data.npz"), "sampling": a.ref_sampling, "workdir": str(work),
-             "result": str(work / "csbdeep_result.json"), "pred": str(work / "csbdeep_pred.npz")}
-    (work / "csbdeep_config.json").write_text(json.dumps(cfg_r, indent=2))
+             "data": str(work / "ref_data.npz"), "sampling": a.ref_sampling, "workdir": str(work)}
     log(f"csbdeep: same settings, sampling={a.ref_sampling} ...")
-    run_r = common.run_measured([str(ref_python), str(HERE / "side_csbdeep.py"), str(work / "csbdeep_config.json")],
-                                env=env, log_file=work / "csbdeep.log")
-    load["after_csbdeep"] = common.load_average()
-    if run_r["rc"]:
-        raise SystemExit(f"csbdeep side failed (rc {run_r['rc']}):\n{common.tail(work / 'csbdeep.log')}")
-    res_r = json.loads((work / "csbdeep_result.json").read_text())
-    log(f"csbdeep done in {run_r['wall_s']:.0f} s")
+    run_r, res_r = common.run_side("csbdeep", ref_python, HERE / "side_csbdeep.py", cfg_r,
+                                   work=work, env=env, load=load, log=log)
 
     # ---- quality --------------------------------------------------------------------------------
     import numpy as np
@@ -243,13 +208,10 @@ def main(argv=None) -> int:
     def mean(key):
         return float(np.mean([r[key] for r in per_image]))
 
-    sd, sr = summarise_epochs(res_d["epochs"]), summarise_epochs(res_r["epochs"])
+    sd, sr = common.summarise_epochs(res_d["epochs"]), common.summarise_epochs(res_r["epochs"])
     ratio = (sd["median_epoch_s"] / sr["median_epoch_s"]) if sd["median_epoch_s"] and sr["median_epoch_s"] else None
     result = {
-        "benchmark": "care2d",
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": common.machine_info(),
-        "load_average": load,
+        **common.result_header("care2d", load),
         "settings": {"epochs": a.epochs, "steps_per_epoch": a.steps, "batch_size": a.batch_size,
                      "patch_size": a.patch_size, "threads": a.threads, "seed": a.seed,
                      "network": {"depth": 2, "filters": 32, "kernel_size": 3, "residual": True,
@@ -273,21 +235,12 @@ def main(argv=None) -> int:
         "per_image": per_image,
         "ratio_epoch_time_dl4mic_over_csbdeep": ratio,
     }
-    a.results.mkdir(parents=True, exist_ok=True)
-    name = dt.date.today().isoformat() + ("-quick" if a.quick else "") + (f"-{a.tag}" if a.tag else "")
-    out = a.results / f"{name}.json"
-    n = 2
-    while out.exists():
-        out = a.results / f"{name}-{n}.json"
-        n += 1
+    out = common.new_result_path(a.results, quick=a.quick, tag=a.tag)
     common.write_json(out, result)
 
     print(report_markdown(result))
     print(f"\nresults: {out}")
-    if a.workdir is None and not a.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"work folder (models, logs): {work}")
+    common.finish_work_folder(work, keep=a.workdir is not None or a.keep, contents="models, logs")
     return 0
 
 
@@ -299,8 +252,7 @@ def report_markdown(r: dict) -> str:
             f"reference sampling {s['reference_sampling']}; {r['machine']['cpu']}; load average "
             f"{r['load_average']['start']} -> {r['load_average'].get('after_csbdeep')}")
     ratio = r["ratio_epoch_time_dl4mic_over_csbdeep"]
-    def f(v, spec):
-        return None if v is None else format(v, spec)
+    f = common.format_or_none
 
     rows = []
     for label, x, rat in ((f"dl4mic {d['versions'].get('dl4mic', '')} (torch {d['versions'].get('torch', '')})", d, ratio),

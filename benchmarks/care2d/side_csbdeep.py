@@ -23,18 +23,19 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402  benchmarks/common.py (standard library only at import)
+
 
 def main(cfg_path: str) -> int:
     cfg = json.loads(Path(cfg_path).read_text())
     p = cfg["params"]
-    threads = int(cfg["threads"])
     t_start = time.perf_counter()
 
     import numpy as np
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    common.set_tf_threads(cfg["threads"])
     import keras
     from csbdeep.models import CARE, Config
 
@@ -160,8 +161,7 @@ def main(cfg_path: str) -> int:
         "side": "csbdeep",
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                      "csbdeep": __import__("csbdeep").__version__, "numpy": np.__version__},
-        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+        "threads": common.tf_thread_counts(),
         "sampling": sampling,
         "patch_pool_mb": pool_mb,
         "n_params": n_params,
@@ -169,9 +169,8 @@ def main(cfg_path: str) -> int:
         "train_s": train_s,
         "predict_s": predict_s,
         "epochs": epochs,
-        "process_s": time.perf_counter() - t_start,
     }
-    Path(cfg["result"]).write_text(json.dumps(result, indent=2) + "\n")
+    common.write_side_result(cfg, result, t_start)
     return 0
 
 

@@ -9,7 +9,6 @@ exactly as `dl4mic predict` computes them (float32, not clipped).
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import time
@@ -22,49 +21,29 @@ import common  # noqa: E402  benchmarks/common.py
 def main(cfg_path: str) -> int:
     cfg = json.loads(Path(cfg_path).read_text())
     t_start = time.perf_counter()
+    common.import_dl4mic(cfg["threads"])
     import numpy as np
-    import torch
 
-    common.set_torch_threads(cfg["threads"])
-    import dl4mic
-    from dl4mic.data.io import read_image
     from dl4mic.predict.model import load_model
 
     t_import = time.perf_counter() - t_start
-    model_dir = Path(cfg["model"])
-    t0 = time.perf_counter()
-    dl4mic.train("care2d", source=cfg["source"], target=cfg["target"], model=model_dir,
-                 epochs=int(cfg["params"]["epochs"]), params=cfg["params"], progress="none", overwrite=True)
-    train_s = time.perf_counter() - t0
-
-    with open(model_dir / "training" / "log.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    epochs = [{"epoch": int(r["epoch"]), "seconds": float(r["seconds"]), "loss": float(r["loss"]),
-               "val_loss": float(r["val_loss"]) if r.get("val_loss") not in (None, "") else None,
-               "lr": float(r["lr"])} for r in rows]
+    model_dir, train_s = common.train_dl4mic("care2d", cfg)
+    epochs = common.read_epoch_log(model_dir)
 
     model = load_model(model_dir)
-    n_params = int(sum(p.numel() for p in model.module.parameters()))
-    preds = {}
-    t0 = time.perf_counter()
-    for i, name in enumerate(cfg["test_files"]):
-        img = read_image(Path(cfg["test_source"]) / name)
-        preds[f"test_pred/{i}"] = np.asarray(model.predict(img)["restored"], np.float32)
-    predict_s = time.perf_counter() - t0
+    n_params = common.count_parameters(model.module)
+    preds, predict_s = common.predict_test_images(model, cfg, "restored", np.float32)
     np.savez(cfg["pred"], **preds)
 
     result = {
-        "side": "dl4mic",
-        "versions": {"dl4mic": dl4mic.__version__, "torch": torch.__version__, "numpy": np.__version__},
-        "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
+        **common.dl4mic_side_identity(),
         "n_params": n_params,
         "import_s": t_import,
         "train_s": train_s,
         "predict_s": predict_s,
         "epochs": epochs,
-        "process_s": time.perf_counter() - t_start,
     }
-    Path(cfg["result"]).write_text(json.dumps(result, indent=2) + "\n")
+    common.write_side_result(cfg, result, t_start)
     return 0
 
 

@@ -112,11 +112,9 @@ def main(argv=None) -> int:
     a.results.mkdir(parents=True, exist_ok=True)
     stem = f"{dt.date.today().isoformat()}-fmd"
     figure(figures, a.results / f"{stem}.png")
-    result = {"benchmark": "n2v2d on fmd_confocal_bpae_b, trained on the noisy images only",
-              "date": dt.datetime.now().isoformat(timespec="seconds"), "machine": common.machine_info(),
-              "load_average": load, "settings": {"data": str(a.data), "epochs": a.epochs, "steps": a.steps,
-                                                 "batch_size": a.batch_size, "threads": a.threads,
-                                                 "other": "dl4mic n2v2d defaults"},
+    result = {**common.result_header("n2v2d on fmd_confocal_bpae_b, trained on the noisy images only", load),
+              "settings": {"data": str(a.data), "epochs": a.epochs, "steps": a.steps, "batch_size": a.batch_size,
+                           "threads": a.threads, "other": "dl4mic n2v2d defaults"},
               "runs": runs, "figure": f"{stem}.png"}
     common.write_json(a.results / f"{stem}.json", result)
     for r in runs:

@@ -35,11 +35,7 @@ validation and checkpoint writes on both sides; the first epoch is reported sepa
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -57,6 +53,7 @@ REFERENCE_DEPS = [TORCH_PIN, "bioimageio-core>=0.9.0,<=0.11.0", "lightning>=2.2,
                   "psutil<=7.2.2", "pydantic>=2.11,<=2.14.1", "pyyaml!=6.0.0,<=6.0.3", "scikit-image<=0.26.0",
                   "tifffile<=2026.3.3", "torchmetrics>0.7.0,<1.9.0", "zarr>=3.0.0,<4.0.0"]
 REFERENCE_NO_DEPS = ["careamics==0.3.5", "torchvision==0.26.0"]
+EPOCH_SUMMARY_KEYS = ("first_epoch_s", "median_epoch_s", "final_loss", "best_val_loss")
 
 
 def parse_args(argv=None):
@@ -92,29 +89,13 @@ def parse_args(argv=None):
     return a
 
 
-def log(msg: str) -> None:
-    print(f"[n2v2d-bench {dt.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+log = common.make_log("n2v2d")
 
 
 def ensure_reference(path: Path) -> Path:
     """benchmarks/.venv-careamics: CAREamics 0.3.5 beside the local CPU torch (two pip calls)."""
-    import subprocess
-    import venv
-
-    python = path / "bin" / "python"
-    marker = path / ".dl4mic-bench-requirements"
-    wanted = "\n".join(REFERENCE_DEPS + ["--no-deps"] + REFERENCE_NO_DEPS) + "\n"
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    if not python.exists():
-        log(f"creating virtual environment {path} ...")
-        venv.EnvBuilder(with_pip=True).create(path)
-    log(f"installing CAREamics 0.3.5 and its dependencies into {path} (once; a few minutes) ...")
-    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run(pip + REFERENCE_DEPS, check=True)
-    subprocess.run(pip + ["--no-deps"] + REFERENCE_NO_DEPS, check=True)
-    marker.write_text(wanted)
-    return python
+    return common.ensure_venv(path, REFERENCE_DEPS, log=log, no_deps=REFERENCE_NO_DEPS,
+                              what="CAREamics 0.3.5 and its dependencies")
 
 
 def make_data(a, work: Path) -> dict:
@@ -182,21 +163,10 @@ def reference_inputs(model_dir: Path, source: Path, test_dir: Path, test_files: 
             "val_patches": int(arrays["val"].shape[0])}
 
 
-def summarise_epochs(epochs: list[dict]) -> dict:
-    secs = [e["seconds"] for e in epochs]
-    rest = secs[1:]
-    return {"first_epoch_s": secs[0] if secs else None,
-            "median_epoch_s": common.median(rest) if rest else (secs[0] if secs else None),
-            "final_loss": epochs[-1]["loss"] if epochs else None,
-            "best_val_loss": min((e["val_loss"] for e in epochs if e.get("val_loss") is not None), default=None)}
-
-
 def main(argv=None) -> int:
     a = parse_args(argv)
     ref_python = None if a.skip_reference else ensure_reference(a.venv)
-    work = a.workdir or Path(tempfile.mkdtemp(prefix="dl4mic-n2v2d-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    log(f"work folder {work}")
+    work = common.work_folder(a.workdir, "dl4mic-n2v2d-bench-", log)
     data = make_data(a, work)
     env = common.thread_env(a.threads)
     load = {"start": common.load_average()}
@@ -204,33 +174,19 @@ def main(argv=None) -> int:
 
     model_dir = work / "dl4mic_model"
     cfg_d = {"source": str(data["train"]), "model": str(model_dir), "params": params, "threads": a.threads,
-             "test_source": str(data["test"]), "test_files": data["test_files"],
-             "result": str(work / "dl4mic_result.json"), "pred": str(work / "dl4mic_pred.npz")}
-    (work / "dl4mic_config.json").write_text(json.dumps(cfg_d, indent=2))
+             "test_source": str(data["test"]), "test_files": data["test_files"]}
     log(f"dl4mic {a.variant}: {a.epochs} epochs x {a.steps} steps x batch {a.batch_size} x {a.patch_size}px ...")
-    run_d = common.run_measured([sys.executable, str(HERE / "side_dl4mic.py"), str(work / "dl4mic_config.json")],
-                                env=env, log_file=work / "dl4mic.log")
-    load["after_dl4mic"] = common.load_average()
-    if run_d["rc"]:
-        raise SystemExit(f"dl4mic side failed (rc {run_d['rc']}):\n{common.tail(work / 'dl4mic.log')}")
-    res_d = json.loads((work / "dl4mic_result.json").read_text())
-    log(f"dl4mic done in {run_d['wall_s']:.0f} s")
+    run_d, res_d = common.run_side("dl4mic", sys.executable, HERE / "side_dl4mic.py", cfg_d,
+                                   work=work, env=env, load=load, log=log)
 
     ref = reference_inputs(model_dir, data["train"], data["test"], data["test_files"], work / "ref_data.npz")
     run_r = res_r = None
     if ref_python is not None:
         cfg_r = {"params": params | {"augment": True}, "threads": a.threads, "data": str(work / "ref_data.npz"),
-                 "n_test": len(data["test_files"]), "workdir": str(work),
-                 "result": str(work / "careamics_result.json"), "pred": str(work / "careamics_pred.npz")}
-        (work / "careamics_config.json").write_text(json.dumps(cfg_r, indent=2))
+                 "n_test": len(data["test_files"]), "workdir": str(work)}
         log("CAREamics: same settings ...")
-        run_r = common.run_measured([str(ref_python), str(HERE / "side_careamics.py"),
-                                     str(work / "careamics_config.json")], env=env, log_file=work / "careamics.log")
-        load["after_careamics"] = common.load_average()
-        if run_r["rc"]:
-            raise SystemExit(f"CAREamics side failed (rc {run_r['rc']}):\n{common.tail(work / 'careamics.log')}")
-        res_r = json.loads((work / "careamics_result.json").read_text())
-        log(f"CAREamics done in {run_r['wall_s']:.0f} s")
+        run_r, res_r = common.run_side("careamics", ref_python, HERE / "side_careamics.py", cfg_r,
+                                       work=work, env=env, load=load, log=log, label="CAREamics")
 
     import numpy as np
 
@@ -251,21 +207,20 @@ def main(argv=None) -> int:
     def mean(key):
         return float(np.mean([r[key] for r in per_image])) if per_image and key in per_image[0] else None
 
-    sd = summarise_epochs(res_d["epochs"])
+    sd = common.summarise_epochs(res_d["epochs"], EPOCH_SUMMARY_KEYS)
     side_d = {**sd, "train_s": res_d["train_s"], "predict_s": res_d["predict_s"], "peak_rss_mb": run_d["peak_rss_mb"],
               "process_wall_s": run_d["wall_s"], "psnr": mean("psnr_dl4mic"), "n_params": res_d["n_params"],
               "versions": res_d["versions"], "threads": res_d["threads"], "epochs": res_d["epochs"]}
     side_r = None
     if res_r:
-        side_r = {**summarise_epochs(res_r["epochs"]), "train_s": res_r["train_s"], "predict_s": res_r["predict_s"],
-                  "peak_rss_mb": run_r["peak_rss_mb"], "process_wall_s": run_r["wall_s"],
-                  "psnr": mean("psnr_careamics"), "n_params": res_r["n_params"], "versions": res_r["versions"],
-                  "threads": res_r["threads"], "prediction_weights": res_r["prediction_weights"],
-                  "epochs": res_r["epochs"]}
+        side_r = {**common.summarise_epochs(res_r["epochs"], EPOCH_SUMMARY_KEYS), "train_s": res_r["train_s"],
+                  "predict_s": res_r["predict_s"], "peak_rss_mb": run_r["peak_rss_mb"],
+                  "process_wall_s": run_r["wall_s"], "psnr": mean("psnr_careamics"), "n_params": res_r["n_params"],
+                  "versions": res_r["versions"], "threads": res_r["threads"],
+                  "prediction_weights": res_r["prediction_weights"], "epochs": res_r["epochs"]}
     ratio = (side_d["median_epoch_s"] / side_r["median_epoch_s"]) if side_r and side_r["median_epoch_s"] else None
     result = {
-        "benchmark": "n2v2d", "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": common.machine_info(), "load_average": load,
+        **common.result_header("n2v2d", load),
         "settings": {"variant": a.variant, "epochs": a.epochs, "steps_per_epoch": a.steps, "batch_size": a.batch_size,
                      "patch_size": a.patch_size, "threads": a.threads, "seed": a.seed, "sigma": a.sigma,
                      "n_train": len(ref["train_files"]), "n_val_files": len(ref["val_files"]),
@@ -276,20 +231,11 @@ def main(argv=None) -> int:
         "psnr_gap_dl4mic_minus_careamics": (side_d["psnr"] - side_r["psnr"]) if side_r else None,
         "ratio_epoch_time_dl4mic_over_careamics": ratio, "per_image": per_image,
     }
-    a.results.mkdir(parents=True, exist_ok=True)
-    name = dt.date.today().isoformat() + f"-{a.variant}" + ("-quick" if a.quick else "") + (f"-{a.tag}" if a.tag else "")
-    out = a.results / f"{name}.json"
-    n = 2
-    while out.exists():
-        out = a.results / f"{name}-{n}.json"
-        n += 1
+    out = common.new_result_path(a.results, a.variant, quick=a.quick, tag=a.tag)
     common.write_json(out, result)
     print(report_markdown(result))
     print(f"\nresults: {out}")
-    if a.workdir is None and not a.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"work folder (models, data, logs): {work}")
+    common.finish_work_folder(work, keep=a.workdir is not None or a.keep, contents="models, data, logs")
     return 0
 
 
@@ -301,8 +247,7 @@ def report_markdown(r: dict) -> str:
             f"{r['machine']['cpu']}; load average {r['load_average']['start']} -> "
             f"{r['load_average'].get('after_careamics', r['load_average'].get('after_dl4mic'))}")
 
-    def f(v, spec):
-        return None if v is None else format(v, spec)
+    f = common.format_or_none
 
     rows = [[f"dl4mic {d['versions'].get('dl4mic', '')} (torch {d['versions'].get('torch', '')})",
              f(d["median_epoch_s"], ".2f"), f(d["first_epoch_s"], ".2f"),

@@ -75,7 +75,7 @@ def main(cfg_path: str) -> int:
     t0 = time.perf_counter()
     careamist.train(train_data=train, val_data=val)
     train_s = time.perf_counter() - t0
-    n_params = int(sum(q.numel() for q in careamist.model.parameters()))
+    n_params = common.count_parameters(careamist.model)
 
     preds = {}
     t0 = time.perf_counter()
@@ -98,12 +98,11 @@ def main(cfg_path: str) -> int:
         pass
     result = {
         "side": "careamics", "versions": versions,
-        "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
+        "threads": common.torch_thread_counts(),
         "n_params": n_params, "import_s": t_import, "train_s": train_s, "predict_s": predict_s,
         "epochs": timer.rows, "prediction_weights": "last (CAREamics' default for N2V)",
-        "process_s": time.perf_counter() - t_start,
     }
-    Path(cfg["result"]).write_text(json.dumps(result, indent=2) + "\n")
+    common.write_side_result(cfg, result, t_start)
     return 0
 
 

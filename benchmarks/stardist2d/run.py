@@ -33,12 +33,8 @@ each subprocess's own (wait4), training + threshold optimisation + prediction.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,6 +45,7 @@ import common  # noqa: E402
 BASE_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "csbdeep==0.8.2", "tensorboard"]  # benchmarks/care2d's venv
 STARDIST_REQUIREMENT = "stardist==0.9.2"
 DEFAULT_DATA = common.REPO_DIR.parent / "shared" / "data" / "dsb2018_stage1test_nuclei_gray"
+EPOCH_SUMMARY_KEYS = ("first_epoch_s", "median_epoch_s", "mean_epoch_s", "final_loss", "best_val_loss")
 
 
 def parse_args(argv=None):
@@ -85,8 +82,7 @@ def parse_args(argv=None):
     return a
 
 
-def log(msg: str) -> None:
-    print(f"[stardist2d-bench {dt.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+log = common.make_log("stardist2d")
 
 
 def reference_python(venv: Path) -> Path:
@@ -141,18 +137,6 @@ def reference_inputs(model_dir: Path, source: Path, target: Path, test_source: P
     return {"config": cfg, "train_files": cfg["data"]["train_files"], "val_files": cfg["data"]["val_files"]}
 
 
-def summarise_epochs(epochs: list[dict]) -> dict:
-    secs = [e["seconds"] for e in epochs]
-    rest = secs[1:]
-    return {
-        "first_epoch_s": secs[0] if secs else None,
-        "median_epoch_s": common.median(rest) if rest else (secs[0] if secs else None),
-        "mean_epoch_s": (sum(rest) / len(rest)) if rest else None,
-        "final_loss": epochs[-1]["loss"] if epochs else None,
-        "best_val_loss": min((e["val_loss"] for e in epochs if e.get("val_loss") is not None), default=None),
-    }
-
-
 def score(pred_npz: Path, truths: list) -> dict:
     import numpy as np
 
@@ -176,12 +160,10 @@ def main(argv=None) -> int:
     for d in (source, target, test_source, test_target):
         if not d.is_dir():
             raise SystemExit(f"{d} does not exist; give --data a folder with train/ and test/ images/ and masks/")
-    test_files = sorted(f.name for f in test_source.iterdir() if f.suffix.lower() in (".tif", ".tiff"))
+    test_files = common.tiff_names(test_source)
     ref_python = reference_python(a.venv) if a.only != "dl4mic" else None
 
-    work = a.workdir or Path(tempfile.mkdtemp(prefix="dl4mic-stardist2d-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    log(f"work folder {work}")
+    work = common.work_folder(a.workdir, "dl4mic-stardist2d-bench-", log)
     env = common.thread_env(a.threads)
     load = {"start": common.load_average()}
     params = dl4mic_params(a)
@@ -190,34 +172,20 @@ def main(argv=None) -> int:
     # ---- dl4mic --------------------------------------------------------------------------------
     model_dir = work / "dl4mic_model"
     cfg_d = {"source": str(source), "target": str(target), "model": str(model_dir), "params": params,
-             "threads": a.threads, "test_source": str(test_source), "test_files": test_files,
-             "result": str(work / "dl4mic_result.json"), "pred": str(work / "dl4mic_pred.npz")}
-    (work / "dl4mic_config.json").write_text(json.dumps(cfg_d, indent=2))
+             "threads": a.threads, "test_source": str(test_source), "test_files": test_files}
     log(f"dl4mic: {a.epochs} epochs x {a.steps} steps x batch {a.batch_size} x {a.patch_size}px on {a.data.name} ...")
-    run_d = common.run_measured([sys.executable, str(HERE / "side_dl4mic.py"), str(work / "dl4mic_config.json")],
-                                env=env, log_file=work / "dl4mic.log")
-    load["after_dl4mic"] = common.load_average()
-    if run_d["rc"]:
-        raise SystemExit(f"dl4mic side failed (rc {run_d['rc']}):\n{common.tail(work / 'dl4mic.log')}")
-    res_d = json.loads((work / "dl4mic_result.json").read_text())
-    log(f"dl4mic done in {run_d['wall_s']:.0f} s")
+    run_d, res_d = common.run_side("dl4mic", sys.executable, HERE / "side_dl4mic.py", cfg_d,
+                                   work=work, env=env, load=load, log=log)
 
     # ---- reference ------------------------------------------------------------------------------
     ref = reference_inputs(model_dir, source, target, test_source, test_files, work / "ref_data.npz")
     res_r, run_r = None, None
     if a.only != "dl4mic":
         cfg_r = {"params": params, "threads": a.threads, "data": str(work / "ref_data.npz"),
-                 "workdir": str(work / "stardist_models"), "result": str(work / "stardist_result.json"),
-                 "pred": str(work / "stardist_pred.npz")}
-        (work / "stardist_config.json").write_text(json.dumps(cfg_r, indent=2))
+                 "workdir": str(work / "stardist_models")}
         log("stardist (reference): same settings ...")
-        run_r = common.run_measured([str(ref_python), str(HERE / "side_stardist.py"),
-                                     str(work / "stardist_config.json")], env=env, log_file=work / "stardist.log")
-        load["after_stardist"] = common.load_average()
-        if run_r["rc"]:
-            raise SystemExit(f"stardist side failed (rc {run_r['rc']}):\n{common.tail(work / 'stardist.log')}")
-        res_r = json.loads((work / "stardist_result.json").read_text())
-        log(f"stardist done in {run_r['wall_s']:.0f} s")
+        run_r, res_r = common.run_side("stardist", ref_python, HERE / "side_stardist.py", cfg_r,
+                                       work=work, env=env, load=load, log=log)
 
     # ---- quality --------------------------------------------------------------------------------
     from dl4mic.data.io import read_image
@@ -229,18 +197,16 @@ def main(argv=None) -> int:
     def side(res, run, q):
         if res is None:
             return None
-        return {**summarise_epochs(res["epochs"]), "train_s": res["train_s"], "threshold_s": res["threshold_s"],
-                "predict_s": res["predict_s"], "peak_rss_mb": run["peak_rss_mb"], "process_wall_s": run["wall_s"],
-                "cpu_s": run["user_s"] + run["sys_s"], "n_params": res["n_params"], "versions": res["versions"],
-                "threads": res["threads"], "thresholds": res["thresholds"], **q, "epochs": res["epochs"]}
+        return {**common.summarise_epochs(res["epochs"], EPOCH_SUMMARY_KEYS), "train_s": res["train_s"],
+                "threshold_s": res["threshold_s"], "predict_s": res["predict_s"], "peak_rss_mb": run["peak_rss_mb"],
+                "process_wall_s": run["wall_s"], "cpu_s": run["user_s"] + run["sys_s"], "n_params": res["n_params"],
+                "versions": res["versions"], "threads": res["threads"], "thresholds": res["thresholds"], **q,
+                "epochs": res["epochs"]}
 
     d, r = side(res_d, run_d, q_d), side(res_r, run_r, q_r)
     ratio = (d["median_epoch_s"] / r["median_epoch_s"]) if r and d["median_epoch_s"] and r["median_epoch_s"] else None
     result = {
-        "benchmark": "stardist2d",
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": common.machine_info(),
-        "load_average": load,
+        **common.result_header("stardist2d", load),
         "settings": {"data": str(a.data), "epochs": a.epochs, "steps_per_epoch": a.steps, "batch_size": a.batch_size,
                      "patch_size": a.patch_size, "n_rays": a.n_rays, "grid": a.grid, "threads": a.threads,
                      "seed": a.seed, "val_patches": a.val_patches, "augment": not a.no_augment,
@@ -253,21 +219,11 @@ def main(argv=None) -> int:
         "ratio_epoch_time_dl4mic_over_stardist": ratio,
         "f1_difference_dl4mic_minus_stardist": (d["f1"] - r["f1"]) if r else None,
     }
-    a.results.mkdir(parents=True, exist_ok=True)
-    name = (dt.date.today().isoformat() + f"-{a.data.name}" + ("-quick" if a.quick else "")
-            + (f"-{a.tag}" if a.tag else ""))
-    out = a.results / f"{name}.json"
-    n = 2
-    while out.exists():
-        out = a.results / f"{name}-{n}.json"
-        n += 1
+    out = common.new_result_path(a.results, a.data.name, quick=a.quick, tag=a.tag)
     common.write_json(out, result)
     print(report_markdown(result))
     print(f"\nresults: {out}")
-    if a.workdir is None and not a.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"work folder (models, logs): {work}")
+    common.finish_work_folder(work, keep=a.workdir is not None or a.keep, contents="models, logs")
     return 0
 
 
@@ -278,8 +234,7 @@ def report_markdown(r: dict) -> str:
             f"{s['threads']} threads, dl4mic precision {s['dl4mic_precision']}; {r['machine']['cpu']}; "
             f"load average {r['load_average']['start']} -> {r['load_average'].get('after_stardist')}")
 
-    def f(v, spec):
-        return None if v is None else format(v, spec)
+    f = common.format_or_none
 
     rows = []
     ratio = r["ratio_epoch_time_dl4mic_over_stardist"]

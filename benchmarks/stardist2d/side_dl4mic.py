@@ -9,7 +9,6 @@ with the uint16 label image of every test image.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import time
@@ -22,45 +21,25 @@ import common  # noqa: E402  benchmarks/common.py
 def main(cfg_path: str) -> int:
     cfg = json.loads(Path(cfg_path).read_text())
     t_start = time.perf_counter()
+    common.import_dl4mic(cfg["threads"])
     import numpy as np
-    import torch
-
-    common.set_torch_threads(cfg["threads"])
     import yaml
 
-    import dl4mic
-    from dl4mic.data.io import read_image
     from dl4mic.predict.model import load_model
 
     t_import = time.perf_counter() - t_start
-    model_dir = Path(cfg["model"])
-    t0 = time.perf_counter()
-    dl4mic.train("stardist2d", source=cfg["source"], target=cfg["target"], model=model_dir,
-                 epochs=int(cfg["params"]["epochs"]), params=cfg["params"], progress="none", overwrite=True)
-    train_s = time.perf_counter() - t0
+    model_dir, train_s = common.train_dl4mic("stardist2d", cfg)
     config = yaml.safe_load((model_dir / "model.yaml").read_text())
-
-    with open(model_dir / "training" / "log.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    epochs = [{"epoch": int(r["epoch"]), "seconds": float(r["seconds"]), "loss": float(r["loss"]),
-               "val_loss": float(r["val_loss"]) if r.get("val_loss") not in (None, "") else None,
-               "lr": float(r["lr"])} for r in rows]
+    epochs = common.read_epoch_log(model_dir)
     loop_s = sum(e["seconds"] for e in epochs)
 
     model = load_model(model_dir)
-    n_params = int(sum(p.numel() for p in model.module.parameters()))
-    preds = {}
-    t0 = time.perf_counter()
-    for i, name in enumerate(cfg["test_files"]):
-        img = read_image(Path(cfg["test_source"]) / name)
-        preds[f"test_pred/{i}"] = np.asarray(model.predict(img)["labels"])
-    predict_s = time.perf_counter() - t0
+    n_params = common.count_parameters(model.module)
+    preds, predict_s = common.predict_test_images(model, cfg, "labels")
     np.savez_compressed(cfg["pred"], **preds)
 
     result = {
-        "side": "dl4mic",
-        "versions": {"dl4mic": dl4mic.__version__, "torch": torch.__version__, "numpy": np.__version__},
-        "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
+        **common.dl4mic_side_identity(),
         "n_params": n_params,
         "import_s": t_import,
         "train_s": train_s,
@@ -70,9 +49,8 @@ def main(cfg_path: str) -> int:
                        "details": config.get("thresholds")},
         "precision": config.get("environment", {}).get("precision"),
         "epochs": epochs,
-        "process_s": time.perf_counter() - t_start,
     }
-    Path(cfg["result"]).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    common.write_side_result(cfg, result, t_start, default=float)
     return 0
 
 

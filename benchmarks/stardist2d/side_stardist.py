@@ -14,17 +14,18 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402  benchmarks/common.py (standard library only at import)
+
 
 def main(cfg_path: str) -> int:
     cfg = json.loads(Path(cfg_path).read_text())
     p = cfg["params"]
-    threads = int(cfg["threads"])
     t_start = time.perf_counter()
     import numpy as np
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    common.set_tf_threads(cfg["threads"])
     import keras
     import stardist
     import csbdeep
@@ -105,9 +106,7 @@ def main(cfg_path: str) -> int:
         "side": "stardist",
         "versions": {"stardist": stardist.__version__, "csbdeep": csbdeep.__version__,
                      "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
-        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-                    "omp": os.environ.get("OMP_NUM_THREADS")},
+        "threads": {**common.tf_thread_counts(), "omp": os.environ.get("OMP_NUM_THREADS")},
         "n_params": int(model.keras_model.count_params()),
         "import_s": t_import,
         "train_s": train_s,
@@ -115,9 +114,8 @@ def main(cfg_path: str) -> int:
         "predict_s": predict_s,
         "thresholds": {"prob": float(thresholds["prob"]), "nms": float(thresholds["nms"])},
         "epochs": epochs,
-        "process_s": time.perf_counter() - t_start,
     }
-    Path(cfg["result"]).write_text(json.dumps(result, indent=2) + "\n")
+    common.write_side_result(cfg, result, t_start)
     return 0
 
 
