@@ -245,7 +245,7 @@ def rgb_data(tmp_path_factory):
 
 
 @pytest.mark.parametrize("channels", ["independent", "together"])
-def test_rgb_trains_predicts_and_qc_per_channel(channels, rgb_data, tmp_path, monkeypatch):
+def test_rgb_trains_predicts_and_qc_per_channel(channels, rgb_data, tmp_path, monkeypatch, capsys):
     """RGB is handled explicitly: per-channel normalisation, one network over the channels (independent: shared
     single-channel weights; together: 3 in, 3 out), channels-first float outputs, QC rows per channel."""
     import tifffile
@@ -282,6 +282,9 @@ def test_rgb_trains_predicts_and_qc_per_channel(channels, rgb_data, tmp_path, mo
     gray = write(tmp_path / "gray" / "g.tif", np.zeros((96, 96), np.float32) + np.arange(96, dtype=np.float32))
     with pytest.raises(UserError, match="3-channel"):
         m.predict(dl4mic.data.io.read_image(gray))
+    capsys.readouterr()
+    assert cli("predict", model, "--input", gray, "--output", tmp_path / "gray_out") == 2
+    assert "g.tif: This n2v2d model was trained on 3-channel images" in capsys.readouterr().err
 
 
 def test_mixed_channel_counts_refused(rgb_data, tmp_path):

@@ -71,10 +71,12 @@ class LoadedModel:
             if image.shape[0] != channels:
                 raise UserError(f"This {self.spec.name} model was trained on {channels}-channel images, not "
                                 f"{image.shape[0]}; give images with the training channels.")
-        elif image.ndim != 2 or channels > 1:
-            want = f"{channels}-channel 2D" if channels > 1 else "2D single-channel"
-            raise UserError(f"{self.spec.name} predicts {want} images with this model, not shape {image.shape}; "
-                            f"save one such image per file.")
+        elif channels > 1:
+            raise UserError(f"This {self.spec.name} model was trained on {channels}-channel images, not one of shape "
+                            f"{image.shape}; give images with the training channels.")
+        elif image.ndim != 2:
+            raise UserError(f"{self.spec.name} predicts 2D single-channel images, not shape {image.shape}; "
+                            f"save one plane per file.")
         source_range = self.normalizer.source_range(image)
         from ..data.normalize import scale
 

@@ -123,7 +123,10 @@ def predict(model, input, output, *, rois: bool = False, tile: int | None = DEFA
             if frames:
                 write_trackmate(objects, paths["trackmate"])
         else:
-            result = loaded.predict(np.asarray(image), tile=tile)
+            try:
+                result = loaded.predict(np.asarray(image), tile=tile)
+            except UserError as exc:  # the model refuses this image: say which one
+                raise UserError(f"{f}: {exc}") from None
             for key in keys:
                 write_tiff(paths[key], result[key], "CYX" if np.ndim(result[key]) == 3 else "YX")
         if "rois" in paths:
