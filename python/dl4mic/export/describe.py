@@ -48,6 +48,16 @@ def _qc_summary(model_dir: Path) -> dict | None:
         return None
 
 
+def _write_sample(path: Path, tensor: np.ndarray) -> None:
+    """A (1, C, Y, X) tensor as DeepImageJ's sample TIFF: a plain image for one channel, else a CYX hyperstack."""
+    import tifffile
+
+    if tensor.shape[1] == 1:
+        tifffile.imwrite(path, tensor[0, 0])
+    else:
+        tifffile.imwrite(path, tensor[0], imagej=True, metadata={"axes": "CYX"})
+
+
 def _channels_words(m) -> str:
     n = int(m.params.get("n_channels", 1))
     return "single-channel" if n == 1 else f"{n}-channel (channels first)"
@@ -173,7 +183,6 @@ def _config(m, spec, es, qc, image_shape, out_shape, out_units: str, training_ho
 def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_formats=("pytorch_state_dict",
                  "torchscript", "onnx"), file_name: str = "model.bioimage.io.zip") -> Path:
     """Write every file into `stage/files`, package them as `stage/file_name`; returns the zip."""
-    import tifffile
     import torch
     from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_5 as v
@@ -214,10 +223,8 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     y = y.astype(np.float32)
     np.save(files / "test_input.npy", x_raw)
     np.save(files / "test_output.npy", y)
-    tifffile.imwrite(files / "sample_input.tif", x_raw[0, 0] if n_in == 1 else x_raw[0], imagej=n_in > 1,
-                     metadata={"axes": "CYX"} if n_in > 1 else None)
-    tifffile.imwrite(files / "sample_output.tif", y[0, 0] if y.shape[1] == 1 else y[0], imagej=y.shape[1] > 1,
-                     metadata={"axes": "CYX"} if y.shape[1] > 1 else None)
+    _write_sample(files / "sample_input.tif", x_raw)
+    _write_sample(files / "sample_output.tif", y)
     _cover(x_raw[0, 0], y[0, 0], files / "cover.png")
 
     # --- documentation and attachments ---

@@ -401,5 +401,5 @@ def bundle_config(config: dict) -> dict:
             "train_background_reg": float(p["background_reg"]),
             "train_foreground_only": float(p["foreground_prob"]),
         },
-        "upsampled_output": grid > 1,  # the bundle's output is at input resolution (StarDistExportModule)
+        "upsampled_output": grid > 1,  # the bundle's output is at input resolution (bundle_output)
     }
