@@ -80,7 +80,7 @@ class FakeModel:
         self.spec = load_spec(self.config["network"])
         self.task = task or self.config["task"]
 
-    def predict(self, image):
+    def predict(self, image, axes=None):
         from scipy.ndimage import gaussian_filter, label
 
         smooth = gaussian_filter(image.astype(np.float32), 1.5)

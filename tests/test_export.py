@@ -134,7 +134,7 @@ def test_deepimagej_compatibility_offline(which, request):
     from dl4mic.predict.model import load_model
 
     m = load_model(model)
-    halo, mult = m.network.halo(m.params), m.network.multiple(m.params)
+    halo, mult = m.geometry.halo[-1], m.geometry.multiple[-1]
     y_axis = rdf["outputs"][0]["axes"][2]
     assert y_axis["halo"] == halo and rdf["inputs"][0]["axes"][2]["size"] == {"min": 2 * halo + mult, "step": mult}
 

@@ -13,7 +13,7 @@ import torch
 import dl4mic
 from dl4mic.errors import UserError
 from dl4mic.networks import get_network
-from dl4mic.networks.n2v import blind_spot_mask, masked_mse, stratified_coords
+from dl4mic.training.blind_spot import blind_spot_mask, masked_mse, stratified_coords
 from dl4mic.networks.unet import UNet
 from dl4mic.predict.tiling import predict_tiled
 from dl4mic.specs import load_spec
@@ -58,12 +58,14 @@ def test_masked_mse_scores_masked_pixels_only():
     assert float(masked_mse(pred, torch.cat([orig, mask], 1))) == pytest.approx(4.0)
 
 
-def test_training_batch_builds_target_from_input():
-    net = get_network("n2v2d")
-    p = load_spec("n2v2d").resolve({"masked_pixel_percentage": 2.0})
-    x = np.random.default_rng(0).random((3, 1, 32, 32), dtype=np.float32)
-    xm, y = net.training_batch(x, None, np.random.default_rng(0), p)
-    assert xm.shape == x.shape and y.shape == (3, 2, 32, 32)
+@pytest.mark.parametrize("name,shape", [("n2v2d", (3, 1, 32, 32)), ("n2v3d", (2, 1, 12, 24, 24))])
+def test_self_supervised_batch_builds_target_from_input(name, shape):
+    net = get_network(name)
+    p = load_spec(name).resolve({"masked_pixel_percentage": 2.0})
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    batch = net.strategy(p).batch(x, None, np.random.default_rng(0))
+    xm, y = batch["source"], batch["target"]
+    assert xm.shape == x.shape and y.shape == (shape[0], 2) + shape[2:]
     assert np.array_equal(y[:, :1], x) and y[:, 1].sum() > 0
 
 
@@ -92,8 +94,9 @@ def test_n2v2_tiled_prediction_equals_single_pass():
             return module(torch.from_numpy(np.ascontiguousarray(a))).numpy()
 
     img = np.random.default_rng(0).random((100, 84), dtype=np.float32)
-    whole = predict_tiled(run, img, None, net.halo(p), net.multiple(p))
-    tiled = predict_tiled(run, img, 32, net.halo(p), net.multiple(p))
+    g = net.geometry(p)
+    whole = predict_tiled(run, img, None, g.halo, g.multiple)
+    tiled = predict_tiled(run, img, 32, g.halo, g.multiple)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 

@@ -12,7 +12,8 @@ from stardist.matching import matching
 from dl4mic.qc import baselines, maps
 from dl4mic.qc.metrics import (AP_THRESHOLDS, DEFAULT_THRESHOLDS, average_precision, best_threshold, box_iou,
                                detection_metrics, instance_metrics, instance_metrics_many, localisation_metrics,
-                               restoration_metrics, segmentation_metrics, threshold_sweep, threshold_sweep_many)
+                               multiclass_metrics, restoration_metrics, segmentation_metrics, threshold_sweep,
+                               threshold_sweep_many)
 
 RNG = np.random.default_rng(0)
 
@@ -246,3 +247,40 @@ def test_maps():
     inst = maps.instance_error_codes(true, pred)
     assert inst[5, 5] == maps.TP and inst[25, 25] == maps.FN and inst[2, 27] == maps.FP
     assert maps.overlay(RNG.random((20, 20)), codes.reshape(2, 2).repeat(10, 0).repeat(10, 1)).shape == (20, 20, 3)
+
+
+# --- multi-class segmentation ------------------------------------------------------------------
+
+def test_multiclass_hand_computed():
+    true = np.array([[0, 1, 1], [2, 2, 0]])
+    pred = np.array([[0, 1, 2], [2, 0, 0]])
+    got = multiclass_metrics(pred, true, n_classes=3)
+    # class 1: tp 1, fp 0, fn 1; class 2: tp 1, fp 1, fn 1
+    assert got == pytest.approx({"iou_c1": 1 / 2, "dice_c1": 2 / 3, "iou_c2": 1 / 3, "dice_c2": 1 / 2,
+                                 "iou": 5 / 12, "dice": 7 / 12})
+    absent = multiclass_metrics(pred, true, n_classes=4)  # class 3 in neither mask: perfect agreement
+    assert absent["iou_c3"] == absent["dice_c3"] == 1.0 and absent["iou"] == pytest.approx((1 / 2 + 1 / 3 + 1) / 3)
+    for k in (1, 2):  # each class is the binary segmentation of that class
+        ref = segmentation_metrics(pred == k, true == k)
+        assert got[f"iou_c{k}"] == pytest.approx(ref["iou"]) and got[f"dice_c{k}"] == pytest.approx(ref["dice"])
+    assert multiclass_metrics(true.astype(np.float32), true, 3)["iou"] == 1.0
+    for bad in (dict(pred_classes=pred, true_classes=true, n_classes=2),  # label 2 out of range
+                dict(pred_classes=pred[:1], true_classes=true, n_classes=3),
+                dict(pred_classes=pred, true_classes=true, n_classes=1),
+                dict(pred_classes=pred + 0.5, true_classes=true, n_classes=5)):
+        with pytest.raises(ValueError):
+            multiclass_metrics(**bad)
+
+
+def test_gray_follows_the_axes_it_is_given():
+    rgb = RNG.random((20, 20, 3))
+    np.testing.assert_allclose(baselines.gray(rgb), rgb.mean(-1))  # the historic 2D rule
+    np.testing.assert_allclose(baselines.gray(rgb, "YXC"), rgb.mean(-1))
+    stack = RNG.random((9, 20, 3))  # a Z stack 3 pixels wide: only explicit axes keep it a stack
+    np.testing.assert_array_equal(baselines.gray(stack, "ZYX"), stack)
+    rgba = RNG.random((4, 10, 10))
+    np.testing.assert_allclose(baselines.gray(rgba, "CYX"), rgba[:3].mean(0))
+    vol = RNG.random((9, 20, 20))
+    np.testing.assert_array_equal(baselines.gray(vol), vol)  # no colour axis: nothing averaged
+    with pytest.raises(ValueError):
+        baselines.gray(stack, "YX")

@@ -4,6 +4,8 @@ TrackMate CSV for time series), and a tiny end-to-end training on real DSB 2018 
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import csv
 import shutil
 
@@ -95,17 +97,18 @@ def test_foreground_crop_and_jitter():
     rng = np.random.default_rng(0)
     crop = sd.foreground_crop(1.0, jitter=True)
     for _ in range(20):
-        px, py = crop(x, y, Region(0, 0, 256), 32, rng)
+        px, py = crop(x, y, Region(0, 0, 256), (32, 32), rng)
         assert py.shape == (32, 32) and py.any()
         assert 0.4 <= float(px.mean()) <= 2.2
     crop = sd.foreground_crop(0.0, jitter=False)
-    assert sum(bool(crop(x, y, Region(0, 0, 256), 32, rng)[1].any()) for _ in range(30)) < 10
+    assert sum(bool(crop(x, y, Region(0, 0, 256), (32, 32), rng)[1].any()) for _ in range(30)) < 10
 
 
 def test_model_shape_and_tiling_is_exact():
     p = small_params()
     module = NET.build(p).eval()
-    assert NET.multiple(p) == 8
+    g = NET.geometry(p)
+    assert g.multiple == (8, 8) and g.out_scale == (Fraction(1, 2),) * 2
     x = np.random.default_rng(1).random((1, 1, 64, 96), dtype=np.float32)
     with torch.no_grad():
         assert module(torch.from_numpy(x)).shape == (1, 17, 32, 48)
@@ -115,8 +118,8 @@ def test_model_shape_and_tiling_is_exact():
         with torch.no_grad():
             return module(torch.from_numpy(np.ascontiguousarray(w))).numpy()
 
-    whole = predict_tiled(run, image, None, NET.halo(p), NET.multiple(p))
-    tiled = predict_tiled(run, image, 48, NET.halo(p), NET.multiple(p))
+    whole = predict_tiled(run, image, None, g.halo, g.multiple, g.out_scale)
+    tiled = predict_tiled(run, image, 48, g.halo, g.multiple, g.out_scale)
     assert whole.shape == (17, 75, 115)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 

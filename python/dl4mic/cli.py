@@ -97,7 +97,9 @@ def build_parser(network: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="image file or folder")
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--rois", action="store_true", help="also write ImageJ ROI zips of the objects")
-    p.add_argument("--tile", type=int, default=1024, help="tile side in pixels (0: whole image at once)")
+    p.add_argument("--tile", help="tile size in pixels, one number or one per axis such as 32,256,256 (default: "
+                                   "1024 in 2D, 64,256,256 in 3D; 0: the whole image at once)")
+    p.add_argument("--axes", help="axes of the input images (e.g. ZYX, TYX) when their metadata is missing or wrong")
     p.add_argument("--threshold", type=float,
                    help="probability threshold for masks (default: the QC's best, else the training one)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -165,9 +167,13 @@ def run(args: argparse.Namespace, names: list[str]) -> int:
         if means:
             print("  means: " + json.dumps(means))
     elif args.command == "predict":
-        written = dl4mic.predict(args.model, args.input, args.output, rois=args.rois, tile=args.tile or None,
+        notes: list[str] = []
+        written = dl4mic.predict(args.model, args.input, args.output, rois=args.rois, tile=_tile(args.tile),
                                  overwrite=args.overwrite, threshold=args.threshold, device=args.device,
-                                 progress=args.progress)
+                                 axes=args.axes, progress=args.progress,
+                                 callback=lambda e: notes.extend(e.get("notes", [])) if e.get("event") == "done" else None)
+        for note in notes:
+            print(f"note: {note}")
         print(f"Predicted {len(written)} image(s) into {args.output}:")
         for paths in written:
             for p in paths.values():
@@ -179,6 +185,21 @@ def run(args: argparse.Namespace, names: list[str]) -> int:
     elif args.command == "demo":
         dl4mic.demo(args.workdir, epochs=args.epochs, overwrite=args.overwrite)
     return 0
+
+
+def _tile(text: str | None):
+    """--tile: absent ("auto": the network's default), 0 (the whole image), N, or N,N,N per axis."""
+    if text is None:
+        return "auto"
+    try:
+        sizes = [int(v) for v in str(text).replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(v < 0 for v in sizes):
+        raise UserError(f"--tile {text!r} must be a number of pixels or one per axis like 32,256,256.")
+    if sizes == [0]:
+        return 0
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
 def _print_model(model: Path) -> None:

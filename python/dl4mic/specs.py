@@ -27,7 +27,12 @@ class Parameter:
     choices: tuple | None = None
 
     def parse(self, value: Any) -> Any:
-        """Convert a CLI/API value to the declared type and check its range or choices."""
+        """Convert a CLI/API value to the declared type and check its range or choices.
+
+        Type `shape` (patch sizes) takes one integer for every axis (`64`) or one per axis (`16,64,64`,
+        slowest axis first, as ZYX); it stays an int when one number is given."""
+        if self.type == "shape":
+            return self._parse_shape(value)
         try:
             if self.type == "bool":
                 if isinstance(value, str):
@@ -47,6 +52,22 @@ class Parameter:
         if self.range is not None and not (self.range[0] <= value <= self.range[1]):
             raise UserError(f"Parameter {self.name}={value} is outside {list(self.range)}; choose a value in that range.")
         return value
+
+    def _parse_shape(self, value: Any) -> int | list[int]:
+        items = value.replace("x", ",").split(",") if isinstance(value, str) else (
+            list(value) if isinstance(value, (list, tuple)) else [value])
+        try:
+            sizes = [int(str(v).strip()) for v in items if str(v).strip()]
+        except (TypeError, ValueError):
+            sizes = []
+        if not sizes or len(sizes) > 3:
+            raise UserError(f"Parameter {self.name} must be one integer or one per axis like 16,64,64, not "
+                            f"{value!r}; give e.g. {self.name}={self.default}.")
+        for size in sizes:
+            if self.range is not None and not (self.range[0] <= size <= self.range[1]):
+                raise UserError(f"Parameter {self.name}={value} is outside {list(self.range)} along an axis; "
+                                f"choose sizes in that range.")
+        return sizes[0] if len(sizes) == 1 else sizes
 
 
 @dataclass(frozen=True)
@@ -94,7 +115,18 @@ def _parameter(entry: dict) -> Parameter:
     )
 
 
+_EXTRA_SPECS: dict[str, dict] = {}
+
+
+def register_spec(raw: dict) -> None:
+    """Add a spec given as the dict its YAML would hold (plug-in networks, tests of the protocol)."""
+    _EXTRA_SPECS[raw["name"]] = raw
+    load_spec.cache_clear()
+
+
 def _read(name: str) -> dict:
+    if name in _EXTRA_SPECS:
+        return _EXTRA_SPECS[name]
     path = SPEC_DIR / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(spec_names())

@@ -141,7 +141,7 @@ def test_train_asks_the_networks_basic_parameters(ij, rm, fake_dl4mic, tmp_path)
     params = dict(a.split("=") for a in argv[argv.index("--param"):] if "=" in a)
     assert params == {"epochs": "2", "steps_per_epoch": "3", "batch_size": "4", "patch_size": "32",
                       "learning_rate": "0.001", "val_split": "0.2", "augment": "true", "mask_foreground": "zero",
-                      "max_minutes": "0.0"}
+                      "max_minutes": "0.0", "n_classes": "1"}
     assert {"--overwrite", "--model", "--source", "--target"} <= set(argv)
     assert set(params) == {p["name"] for p in specs_for_fiji()["unet2d"]["parameters"]}
 

@@ -1,10 +1,15 @@
-"""Image files: listing, reading (TIFF/PNG/JPEG, any bit depth), axes inference, atomic writing."""
+"""Image files: listing, reading (TIFF/PNG/JPEG, any bit depth), axes and voxel size, atomic writing.
+
+Axes and voxel size are data: `read_meta` takes them from ImageJ or OME-TIFF metadata where the
+file records them, and falls back to the documented shape rule (`infer_axes`) only where it does not.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +44,11 @@ def list_images(folder: str | Path, role: str = "source") -> list[Path]:
     return files
 
 
+def _unreadable(path: Path, exc: Exception) -> UserError:
+    return UserError(f"{path} cannot be read as an image ({type(exc).__name__}); "
+                     f"re-save it as TIFF (e.g. in Fiji: File > Save As > Tiff) or remove it.")
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Pixel data as stored (dtype kept); refuses corrupt or unreadable files with the fix."""
     path = Path(path)
@@ -57,8 +67,7 @@ def read_image(path: str | Path) -> np.ndarray:
             if data.ndim == 3 and data.shape[-1] == 4:
                 data = data[..., :3]
     except Exception as exc:  # tifffile/PIL raise many types for broken files
-        raise UserError(f"{path} cannot be read as an image ({type(exc).__name__}); "
-                        f"re-save it as TIFF (e.g. in Fiji: File > Save As > Tiff) or remove it.") from None
+        raise _unreadable(path, exc) from None
     data = np.asarray(data)
     if data.size == 0:
         raise UserError(f"{path} cannot be read as an image (it holds no pixels; the file may be truncated); "
@@ -71,7 +80,12 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def infer_axes(shape: tuple, override: str | None = None) -> str:
-    """Axes letters for a shape: YX, ZYX, YXC (RGB/RGBA last), CYX (few leading channels)."""
+    """Axes letters for a shape, for files whose metadata do not say (the documented rule users rely on).
+
+    2 dims: YX. 3 dims: YXC if the last is 3 or 4 and the first > 4 (RGB/RGBA), CYX if the first is <= 4
+    and the other two > 16 (a few leading channels), else ZYX. 4 dims: ZYXC if the last is 3 or 4, CZYX
+    if the first is <= 4, else TZYX. More dims are refused. `override` (upper-cased) replaces the rule.
+    """
     if override:
         override = override.upper()
         if len(override) != len(shape):
@@ -94,13 +108,14 @@ def infer_axes(shape: tuple, override: str | None = None) -> str:
 
 
 def channels_first(image: np.ndarray, axes: str | None = None) -> np.ndarray:
-    """A 2D image as networks, normalisation and metrics see it: (Y, X) stays, a multichannel (Y, X, C) or
-    (C, Y, X) image becomes (C, Y, X)."""
+    """An image as networks, normalisation and metrics see it: the channel axis (if any) first, the others
+    in their order: YX and ZYX stay, YXC and CYX become CYX, ZCYX (ImageJ's order) and CZYX become CZYX.
+    Without `axes`, the stated rule of `infer_axes` decides."""
     image = np.asarray(image)
     if image.ndim == 2:
         return image
     ax = axes or infer_axes(image.shape)
-    return np.moveaxis(image, -1, 0) if ax == "YXC" else image
+    return np.moveaxis(image, ax.index("C"), 0) if "C" in ax and ax.index("C") > 0 else image
 
 
 def dtype_range(dtype: np.dtype) -> float | None:
@@ -131,8 +146,20 @@ def atomic_path(path: str | Path):
         raise
 
 
-def write_tiff(path: str | Path, data: np.ndarray, axes: str | None = None) -> Path:
-    """Atomic TIFF with ImageJ hyperstack metadata where ImageJ can represent the dtype."""
+IMAGEJ_ORDER = "TZCYXS"  # tifffile writes ImageJ hyperstacks only with axes in this order
+
+
+def _spatial(axes: str) -> str:
+    return "".join(a for a in axes if a in "ZYX")
+
+
+def write_tiff(path: str | Path, data: np.ndarray, axes: str | None = None,
+               spacing: tuple[float, ...] | None = None) -> Path:
+    """Atomic TIFF with ImageJ hyperstack metadata where ImageJ can represent the dtype and axes order.
+
+    `spacing` is the voxel size in micrometres for the Z/Y/X axes of `axes` in that order; ImageJ files
+    get ImageJ's calibration (X/YResolution, `unit=um`, `spacing` for Z), other TIFFs resolution tags in cm.
+    """
     import tifffile
 
     data = np.asarray(data)
@@ -144,13 +171,159 @@ def write_tiff(path: str | Path, data: np.ndarray, axes: str | None = None) -> P
         else:
             data = data.astype(np.float32)
     axes = axes or infer_axes(data.shape)
-    imagej = data.dtype in (np.uint8, np.uint16, np.float32) and set(axes) <= set("TZCYXS")
+    size = None
+    if spacing is not None:
+        spacing = tuple(float(v) for v in spacing)
+        if len(spacing) != len(_spatial(axes)) or not all(np.isfinite(v) and v > 0 for v in spacing):
+            raise ValueError(f"spacing {spacing} must give one positive size per Z/Y/X axis of {axes!r}")
+        size = dict(zip(_spatial(axes), spacing))
+    imagej = data.dtype in (np.uint8, np.uint16, np.float32) and set(axes) <= set(IMAGEJ_ORDER)
+    samples_last = axes.endswith("C") and data.shape[-1] in (3, 4)
+    ordered = "".join(a for a in IMAGEJ_ORDER if a in axes) == axes  # tifffile refuses e.g. CZYX, YXC
     with atomic_path(path) as tmp:
-        if imagej:
-            if axes.endswith("C") and data.shape[-1] in (3, 4) and data.dtype == np.uint8:
-                tifffile.imwrite(tmp, data, photometric="rgb", compression="zlib")
-            else:
-                tifffile.imwrite(tmp, data, imagej=True, metadata={"axes": axes})
+        if imagej and ordered and not (samples_last and data.dtype == np.uint8):
+            kw, meta = {}, {"axes": axes}
+            if size:
+                kw["resolution"] = (1.0 / size["X"], 1.0 / size["Y"])
+                meta["unit"] = "um"
+                if "Z" in size:
+                    meta["spacing"] = size["Z"]
+            tifffile.imwrite(tmp, data, imagej=True, metadata=meta, **kw)
         else:
-            tifffile.imwrite(tmp, data, compression="zlib")
+            # explicit, else tifffile would store a leading dim of 3 or 4 (CYX) as planar RGB samples
+            kw = {"photometric": "rgb" if samples_last else "minisblack"}
+            if size:
+                kw.update(resolution=(1e4 / size["X"], 1e4 / size["Y"]), resolutionunit="CENTIMETER")
+            tifffile.imwrite(tmp, data, compression="zlib", **kw)
     return Path(path)
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    """What a file says about its array: axes letters (T, Z, C, Y, X; RGB samples last as C), the voxel
+    size in micrometres for its Z/Y/X axes in that order (None when uncalibrated), and where the axes
+    came from ("imagej", "ome", "rule" or "override")."""
+
+    axes: str
+    spacing: tuple[float, ...] | None
+    origin: str
+
+
+# Micrometres per unit, as ImageJ (`unit=`, µ escaped as \u00B5 in its descriptions) and OME-XML write them.
+UM_PER_UNIT = {"micron": 1.0, "microns": 1.0, "um": 1.0, "\u00b5m": 1.0, "\u03bcm": 1.0, "\\u00b5m": 1.0,
+               "micrometer": 1.0, "micrometre": 1.0, "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3,
+               "cm": 1e4, "centimeter": 1e4, "m": 1e6, "meter": 1e6, "metre": 1e6, "pm": 1e-6,
+               "\u00c5": 1e-4, "angstrom": 1e-4, "inch": 25400.0}
+
+
+def _um(unit) -> float | None:
+    """Micrometres per `unit`; None for 'pixel', no unit, or units that are not lengths."""
+    if unit is None:
+        return None
+    return UM_PER_UNIT.get(str(unit).strip()) or UM_PER_UNIT.get(str(unit).strip().lower())
+
+
+def _letters(series_axes: str, imagej: bool) -> str | None:
+    """tifffile's axes as ImageJ/OME letters: S (samples) -> C, ImageJ's I (a plain stack) -> Z."""
+    axes = series_axes.replace("S", "C")
+    if imagej:
+        axes = axes.replace("I", "Z")
+    if not set(axes) <= set("TZCYX") or len(set(axes)) != len(axes) or not {"Y", "X"} <= set(axes):
+        return None
+    return axes
+
+
+def _imagej_spacing(tif, axes: str) -> tuple[float, ...] | None:
+    """ImageJ calibration: y/x size = 1 / Y/XResolution, z size = `spacing` (1 unit if absent, as ImageJ)."""
+    ij = tif.imagej_metadata or {}
+    factor = _um(ij.get("unit"))
+    if factor is None:
+        return None
+    tags = tif.pages[0].tags
+    size = {}
+    for letter, tag in (("X", "XResolution"), ("Y", "YResolution")):
+        t = tags.get(tag)
+        num, den = t.value if t is not None else (1, 1)
+        if not num or not den:
+            return None
+        size[letter] = den / num * factor
+    size["Z"] = float(ij.get("spacing", 1.0)) * factor
+    return tuple(size[a] for a in _spatial(axes))
+
+
+def _ome_spacing(tif, axes: str) -> tuple[float, ...] | None:
+    """OME-XML PhysicalSizeX/Y/Z of the first image (unit attributes default to micrometres)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(tif.ome_metadata)
+    pixels = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return None
+    out = []
+    for a in _spatial(axes):
+        value, factor = pixels.get(f"PhysicalSize{a}"), _um(pixels.get(f"PhysicalSize{a}Unit", "um"))
+        if value is None or factor is None or not float(value) > 0:
+            return None
+        out.append(float(value) * factor)
+    return tuple(out)
+
+
+def _probe(path: Path) -> tuple[tuple, str | None, tuple[float, ...] | None, str]:
+    """Shape of what `read_image` returns, and the axes/spacing/origin the metadata give (axes None: rule)."""
+    try:
+        if path.suffix.lower() in TIFF_EXTS:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                shape = tuple(series.shape)
+                kind = "imagej" if tif.is_imagej else "ome" if tif.is_ome else None
+                axes = _letters(series.axes, kind == "imagej") if kind else None
+                if axes is None or len(axes) != len(shape):
+                    return shape, None, None, "rule"
+                spacing = _imagej_spacing(tif, axes) if kind == "imagej" else _ome_spacing(tif, axes)
+                return shape, axes, spacing, kind
+        from PIL import Image
+
+        with Image.open(path) as im:  # reads the header only
+            gray = im.mode in ("1", "L", "I", "F") or im.mode.startswith("I;")
+            shape = (im.height, im.width) if gray else (im.height, im.width, 3)  # read_image drops alpha
+        return shape, None, None, "rule"
+    except Exception as exc:  # tifffile/PIL/XML raise many types for broken files
+        raise _unreadable(path, exc) from None
+
+
+def _meta(path: Path, shape: tuple, axes: str | None, spacing, origin: str, override: str | None) -> ImageMeta:
+    if override:
+        new = override.strip().upper()
+        if (len(new) != len(shape) or not set(new) <= set("TZCYX") or len(set(new)) != len(new)
+                or not {"Y", "X"} <= set(new)):
+            raise UserError(f"{path} has shape {shape}, which axes {override!r} do not fit; give --axes with one "
+                            f"letter per dimension from T, Z, C, Y, X, each once (e.g. ZYX or YXC).")
+        if spacing is not None and len(spacing) != len(_spatial(new)):
+            spacing = None
+        return ImageMeta(new, spacing, "override")
+    if axes is None:
+        try:
+            axes = infer_axes(shape)
+        except UserError:
+            raise UserError(f"{path} has {len(shape)} dimensions {shape}, which no rule fits; save one 2D or 3D "
+                            f"image per file, or give --axes with one letter per dimension.") from None
+        return ImageMeta(axes, None, "rule")
+    return ImageMeta(axes, spacing, origin)
+
+
+def read_meta(path: str | Path, override: str | None = None) -> ImageMeta:
+    """Axes and voxel size of an image file from its metadata alone (pixels are not read)."""
+    path = Path(path)
+    return _meta(path, *_probe(path), override)
+
+
+def read_image_with_meta(path: str | Path, axes: str | None = None) -> tuple[np.ndarray, ImageMeta]:
+    """Pixels as `read_image` returns them, and the meta describing that array (axes: the user's override)."""
+    path = Path(path)
+    data = read_image(path)
+    shape, found, spacing, origin = _probe(path)
+    if tuple(shape) != data.shape:  # metadata describe another shape: trust the array, not the tags
+        shape, found, spacing, origin = data.shape, None, None, "rule"
+    return data, _meta(path, shape, found, spacing, origin, axes)

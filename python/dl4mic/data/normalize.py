@@ -12,13 +12,16 @@ import numpy as np
 EPS = 1e-6
 
 
-def percentiles(image: np.ndarray, low: float, high: float, max_samples: int = 1 << 20) -> tuple:
-    """Low/high percentiles of a (Y, X) image, or per channel of a (C, Y, X) one as (C, 1, 1) arrays
+def percentiles(image: np.ndarray, low: float, high: float, max_samples: int = 1 << 20,
+                spatial_dims: int = 2) -> tuple:
+    """Low/high percentiles of a single-channel image or stack (`spatial_dims` axes: one pair for the whole
+    volume, never plane by plane), or per channel of a channels-first one as (C, 1, ...) arrays
     (subsampled on a fixed grid for very large images)."""
     image = np.asarray(image)
-    if image.ndim == 3:
-        pairs = [percentiles(plane, low, high, max_samples) for plane in image]
-        return tuple(np.array([p[i] for p in pairs], np.float32)[:, None, None] for i in (0, 1))
+    if image.ndim > spatial_dims:
+        pairs = [percentiles(plane, low, high, max_samples, spatial_dims) for plane in image]
+        return tuple(np.array([p[i] for p in pairs], np.float32).reshape((-1,) + (1,) * spatial_dims)
+                     for i in (0, 1))
     flat = image.ravel()
     if flat.size > max_samples:
         flat = flat[:: int(np.ceil(flat.size / max_samples))]
@@ -42,19 +45,21 @@ class Normalizer:
     """The normalisation recorded in model.yaml: per-image percentiles for the source, and for
     restoration targets either the source image's own range (`source`) or one dataset range (`fixed`)."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, spatial_dims: int = 2):
         self.source = config["source"]
         self.target = config.get("target")
+        self.spatial_dims = spatial_dims
 
     def source_range(self, image: np.ndarray) -> tuple:
-        """(lo, hi) that `scale` maps to (0, 1): numbers, or (C, 1, 1) arrays for multichannel models."""
+        """(lo, hi) that `scale` maps to (0, 1): numbers, or (C, 1, ...) arrays for multichannel models."""
         if self.source.get("method") == "meanstd":
             mean, std = self.source["mean"], self.source["std"]
             if isinstance(mean, list):
-                mean, std = (np.array(v, np.float32)[:, None, None] for v in (mean, std))
+                shape = (-1,) + (1,) * self.spatial_dims
+                mean, std = (np.array(v, np.float32).reshape(shape) for v in (mean, std))
                 return mean, mean + std
             return float(mean), float(mean) + float(std)
-        return percentiles(image, self.source["low"], self.source["high"])
+        return percentiles(image, self.source["low"], self.source["high"], spatial_dims=self.spatial_dims)
 
     def target_range(self, source_range: tuple[float, float]) -> tuple[float, float]:
         if self.target is None or self.target["method"] == "source":
@@ -72,10 +77,10 @@ def _samples(images: list[np.ndarray], per_image: int = 200_000) -> np.ndarray:
     return np.concatenate([np.asarray(t, np.float32).ravel()[:: max(1, t.size // per_image)] for t in images])
 
 
-def _mean_std(sources: list[np.ndarray]) -> tuple:
-    """Mean and standard deviation over all sources: numbers, or per-channel lists for (C, Y, X) images."""
-    if sources[0].ndim == 3:
-        stats = [_mean_std([s[c] for s in sources]) for c in range(sources[0].shape[0])]
+def _mean_std(sources: list[np.ndarray], spatial_dims: int = 2) -> tuple:
+    """Mean and standard deviation over all sources: numbers, or per-channel lists for channels-first images."""
+    if sources[0].ndim > spatial_dims:
+        stats = [_mean_std([s[c] for s in sources], spatial_dims) for c in range(sources[0].shape[0])]
         return [m for m, _ in stats], [s for _, s in stats]
     samples = _samples(sources).astype(np.float64)
     return float(samples.mean()), max(float(samples.std()), EPS)
@@ -94,11 +99,11 @@ def describe(norm: dict) -> str:
 
 
 def fit_normalizer(params: dict, targets: list[np.ndarray] | None, method: str | None,
-                   sources: list[np.ndarray] | None = None) -> Normalizer:
+                   sources: list[np.ndarray] | None = None, spatial_dims: int = 2) -> Normalizer:
     """Build the normaliser for training: per-image percentiles, or (`sources` given) the mean and standard
     deviation of all training sources; a `fixed` target range is taken over all training targets."""
     if sources is not None:
-        mean, std = _mean_std(sources)
+        mean, std = _mean_std(sources, spatial_dims)
         config = {"source": {"method": "meanstd", "mean": mean, "std": std}}
     else:
         config = {"source": {"method": "percentile", "low": float(params["norm_low"]),
@@ -108,4 +113,4 @@ def fit_normalizer(params: dict, targets: list[np.ndarray] | None, method: str |
         config["target"] = {"method": "fixed", "low": float(lo), "high": float(hi)}
     elif method == "source":
         config["target"] = {"method": "source"}
-    return Normalizer(config)
+    return Normalizer(config, spatial_dims)

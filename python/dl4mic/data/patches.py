@@ -1,4 +1,7 @@
-"""Random patch sampling from image files, with a bounded cache so data sets need not fit in memory."""
+"""Random N-D patch sampling from image files, with a bounded cache so data sets need not fit in memory.
+
+Arrays are channels-first with the spatial axes last ((C,) + YX or ZYX); how many trailing axes are
+spatial is the patch's length, never guessed from `ndim`."""
 
 from __future__ import annotations
 
@@ -10,23 +13,24 @@ import numpy as np
 
 from ..errors import UserError
 from .augment import dihedral
-from .io import read_image
 
 
 @dataclass(frozen=True)
 class Region:
-    """Rows [y0, y1) of pair `index`: whole images for a file split, strips when one image is split."""
+    """Indices [start, stop) along the first spatial axis (Y of an image, Z of a stack) of pair `index`:
+    whole images for a file split, a strip or slab when one image is split."""
 
     index: int
-    y0: int
-    y1: int
+    start: int
+    stop: int
 
 
 class ImageCache:
-    """Prepared (normalised) training arrays by pair index, least recently used dropped beyond `max_bytes`."""
+    """Prepared (normalised) training arrays by pair index, least recently used dropped beyond `max_bytes`.
+    `load(index)` gives the raw (source, target) arrays channels-first."""
 
-    def __init__(self, pairs: list, prepare: Callable, max_bytes: int):
-        self.pairs, self.prepare, self.max_bytes = pairs, prepare, max_bytes
+    def __init__(self, load: Callable[[int], tuple], prepare: Callable, max_bytes: int):
+        self.load, self.prepare, self.max_bytes = load, prepare, max_bytes
         self._items: OrderedDict[int, tuple] = OrderedDict()
         self._bytes = 0
 
@@ -34,8 +38,7 @@ class ImageCache:
         if index in self._items:
             self._items.move_to_end(index)
             return self._items[index]
-        src, tgt = self.pairs[index]
-        item = self.prepare(read_image(src), read_image(tgt) if tgt is not None else None)
+        item = self.prepare(*self.load(index))
         size = sum(a.nbytes for a in item if a is not None)
         while self._items and self._bytes + size > self.max_bytes:
             _, old = self._items.popitem(last=False)
@@ -45,61 +48,89 @@ class ImageCache:
         return item
 
 
-def split_regions(pairs: list, shapes: list, val_split: float, seed: int, patch: int) -> tuple[list, list]:
-    """Training and validation regions: whole files when there are several, else top/bottom strips of the image."""
+def split_regions(pairs: list, shapes: list, val_split: float, seed: int, patch: tuple) -> tuple[list, list]:
+    """Training and validation regions: whole files when there are several, else a strip (2D) or slab (3D)
+    along the first spatial axis of the one image."""
+    patch = tuple(patch)
+    nd = len(patch)
     n = len(pairs)
     for (src, _), shape in zip(pairs, shapes):
-        if min(shape[-2:]) < patch:
-            raise UserError(f"{src} is {shape[-2]}x{shape[-1]} pixels, smaller than the patch size {patch}; "
-                            f"lower --patch-size to at most {min(shape[-2:])}.")
+        spatial = tuple(shape[-nd:])
+        if any(s < p for s, p in zip(spatial, patch)):
+            fit = ",".join(str(min(s, p)) for s, p in zip(spatial, patch))
+            raise UserError(f"{src} is {'x'.join(map(str, spatial))} pixels, smaller than the patch size "
+                            f"{'x'.join(map(str, patch))}; lower --patch-size to at most {fit}.")
+    first = [shapes[i][-nd] for i in range(n)]
     if val_split <= 0:
-        return [Region(i, 0, shapes[i][-2]) for i in range(n)], []
+        return [Region(i, 0, first[i]) for i in range(n)], []
     if n == 1:
-        h = shapes[0][-2]
-        val_rows = max(int(round(h * val_split)), patch)
-        if h - val_rows < patch:
-            raise UserError(f"{pairs[0][0]} is too small to keep a validation strip of {val_rows} rows and train on "
-                            f"{patch}-pixel patches; add images, lower --patch-size or set --val-split 0.")
-        return [Region(0, 0, h - val_rows)], [Region(0, h - val_rows, h)]
+        size, what = first[0], "planes" if nd == 3 else "rows"
+        val = max(int(round(size * val_split)), patch[0])
+        if size - val < patch[0]:
+            raise UserError(f"{pairs[0][0]} is too small to keep a validation {'slab' if nd == 3 else 'strip'} of "
+                            f"{val} {what} and train on patches of {patch[0]} {what}; add images, lower "
+                            f"--patch-size or set --val-split 0.")
+        return [Region(0, 0, size - val)], [Region(0, size - val, size)]
     order = np.random.default_rng(seed).permutation(n)
     n_val = min(max(1, int(round(n * val_split))), n - 1)
     val, train = sorted(order[:n_val]), sorted(order[n_val:])
-    return [Region(int(i), 0, shapes[i][-2]) for i in train], [Region(int(i), 0, shapes[i][-2]) for i in val]
+    return [Region(int(i), 0, first[i]) for i in train], [Region(int(i), 0, first[i]) for i in val]
+
+
+def region_view(a: np.ndarray | None, region: Region, nd: int) -> np.ndarray | None:
+    """The part of a channels-first array that a region covers."""
+    if a is None:
+        return None
+    sl = [slice(None)] * a.ndim
+    sl[a.ndim - nd] = slice(region.start, region.stop)
+    return a[tuple(sl)]
 
 
 class PatchSampler:
-    """Draws batches of random patches (with optional dihedral augmentation) from regions of cached images."""
+    """Draws batches of random patches (with optional flips/rotations in YX) from regions of cached images."""
 
-    def __init__(self, regions: list[Region], shapes: list[tuple], cache: ImageCache, patch: int,
+    def __init__(self, regions: list[Region], shapes: list[tuple], cache: ImageCache, patch,
                  rng: np.random.Generator, augment: bool = False, crop: Callable | None = None):
         if not regions:
             raise ValueError("no regions to sample from")
-        self.regions, self.cache, self.patch, self.rng, self.augment = regions, cache, patch, rng, augment
-        self.crop = crop or _random_crop
-        areas = np.array([(r.y1 - r.y0) * shapes[r.index][-1] for r in regions], dtype=float)
+        self.patch = tuple(patch) if isinstance(patch, (tuple, list)) else (int(patch),) * 2
+        self.regions, self.cache, self.rng, self.augment = regions, cache, rng, augment
+        self.crop = crop or random_crop
+        nd = len(self.patch)
+        areas = np.array([(r.stop - r.start) * float(np.prod(shapes[r.index][-nd + 1:])) for r in regions])
         self.weights = areas / areas.sum()
+        # rotations by 90 degrees only keep the shape of square YX patches; other patches are flipped
+        self.symmetries = 8 if self.patch[-1] == self.patch[-2] else (0, 2, 4, 6)
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray | None]:
+        nd = len(self.patch)
         xs, ys = [], []
         for _ in range(batch):
             region = self.regions[self.rng.choice(len(self.regions), p=self.weights)]
             x, y = self.cache.get(region.index)
             px, py = self.crop(x, y, region, self.patch, self.rng)
             if self.augment:
-                k = int(self.rng.integers(8))
+                k = int(self.rng.integers(8)) if self.symmetries == 8 else int(self.rng.choice(self.symmetries))
                 px, py = dihedral([px, py], k) if py is not None else (dihedral([px], k)[0], None)
             xs.append(px)
             ys.append(py)
         x = np.stack(xs)
-        x = x[:, None] if x.ndim == 3 else x  # (B, C, H, W): single-channel patches get their channel axis
-        y = np.stack(ys)[:, None] if ys[0] is not None else None
+        x = x[:, None] if x.ndim == nd + 1 else x  # (B, C, *patch): single-channel patches get their channel axis
+        y = None
+        if ys[0] is not None:
+            y = np.stack(ys)
+            y = y[:, None] if y.ndim == nd + 1 else y
         return x, y
 
 
-def _random_crop(x, y, region: Region, patch: int, rng: np.random.Generator):
-    y0 = int(rng.integers(region.y0, region.y1 - patch + 1))
-    x0 = int(rng.integers(0, x.shape[-1] - patch + 1))
-    sl = (Ellipsis, slice(y0, y0 + patch), slice(x0, x0 + patch))
+def random_crop(x, y, region: Region, patch: tuple, rng: np.random.Generator):
+    """A uniformly placed patch inside the region (its first spatial axis) and the whole other axes."""
+    nd = len(patch)
+    spatial = x.shape[-nd:]
+    lo = [region.start] + [0] * (nd - 1)
+    hi = [region.stop] + list(spatial[1:])
+    starts = [int(rng.integers(a, b - p + 1)) for a, b, p in zip(lo, hi, patch)]
+    sl = (Ellipsis,) + tuple(slice(s, s + p) for s, p in zip(starts, patch))
     return x[sl], (y[sl] if y is not None else None)
 
 
@@ -110,4 +141,3 @@ def fixed_batches(sampler: PatchSampler, n: int, batch: int) -> list[tuple[np.nd
         out.append(sampler.sample(min(batch, n)))
         n -= batch
     return out
-

@@ -24,6 +24,7 @@ TRAINING_LOG = "dl4mic_training_log.csv"
 STATE_DICT = "weights.pt"
 WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
 SAMPLE_SIDE = 256
+SAMPLE_SIDES = {2: (SAMPLE_SIDE, SAMPLE_SIDE), 3: (32, 128, 128)}  # sample crop cap per axis (YX; ZYX)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -125,8 +126,10 @@ def _quiet_bioimageio() -> None:
 
 
 def _sample_image(m, sample) -> np.ndarray:
-    """A raw 2D image for the test/sample tensors: given, else a validation/training/QC image."""
-    from ..data.io import channels_first, read_image
+    """The raw image for the test/sample tensors, channels first ((C,) + spatial; single-channel without C):
+    given, else a validation/training/QC image; a centred crop of at most SAMPLE_SIDES pixels per axis (a 2D
+    model: YX, a 3D model: a ZYX crop) that the bundle's input sizes accept."""
+    from ..data.io import channels_first, read_image_with_meta
 
     candidates = [Path(sample)] if sample else []
     if not sample:
@@ -145,19 +148,44 @@ def _sample_image(m, sample) -> np.ndarray:
             raise UserError(f"Sample image {sample} does not exist; give an image file like the training inputs.")
         raise UserError(f"No training or QC image of {m.dir} is reachable to make the bundle's test image; "
                         f"pass sample=IMAGE (--sample IMAGE) with one input image.")
-    image = channels_first(np.asarray(read_image(path)))
+    raw, meta = read_image_with_meta(path)
+    raw = np.asarray(raw)
+    axes = meta.axes if meta.origin != "rule" else m.image_axes(raw)
+    want = m.geometry.axes
+    spatial = "".join(a for a in axes if a != "C")
     channels = int(m.params.get("n_channels", 1))
-    if (image.ndim == 2 and channels > 1) or (image.ndim == 3 and image.shape[0] != channels) or image.ndim > 3:
-        want = "single-channel" if channels == 1 else f"{channels}-channel"
-        raise UserError(f"Sample image {path} has shape {image.shape}; give a 2D {want} image like the training "
-                        f"inputs.")
-    mult, halo = m.network.multiple(m.params), m.network.halo(m.params)
-    h, w = (min(s, SAMPLE_SIDE) // mult * mult for s in image.shape[-2:])
-    if min(h, w) < 2 * halo + mult:
-        raise UserError(f"Sample image {path} is {image.shape[-2]}x{image.shape[-1]} pixels; the bundle's test "
-                        f"image needs at least {2 * halo + mult}x{2 * halo + mult}; pass a larger sample image.")
-    y0, x0 = (image.shape[-2] - h) // 2, (image.shape[-1] - w) // 2
-    return image[..., y0:y0 + h, x0:x0 + w]
+    kind = "single-channel" if channels == 1 else f"{channels}-channel"
+    if spatial != want:
+        if len(spatial) < len(want):
+            raise UserError(f"Sample image {path} is a 2D image (axes {axes}, shape {raw.shape}) but this "
+                            f"{m.spec.name} model is a 3D network; pass a {kind} {want} stack like the training "
+                            f"inputs with --sample.")
+        if len(want) == 2 and spatial == "Z" + want:
+            raise UserError(f"Sample image {path} is a 3D stack (axes {axes}, shape {raw.shape}) but this "
+                            f"{m.spec.name} model is a 2D network; pass one {kind} 2D image like the training "
+                            f"inputs with --sample (e.g. one plane of the stack saved as its own file).")
+        raise UserError(f"Sample image {path} has axes {axes} (shape {raw.shape}); pass a {kind} {want} "
+                        f"{'image' if len(want) == 2 else 'stack'} like the training inputs with --sample.")
+    image = channels_first(raw, axes)
+    have = image.shape[0] if "C" in axes else 1
+    if have != channels:
+        what = "2D" if len(want) == 2 else f"{want}"
+        raise UserError(f"Sample image {path} has shape {raw.shape}; give a {what} {kind} "
+                        f"{'image' if len(want) == 2 else 'stack'} like the training inputs.")
+    if "C" in axes and channels == 1:
+        image = image[0]
+    g = m.geometry
+    lows = tuple(2 * h + k for h, k in zip(g.halo, g.multiple))
+    have_sizes = image.shape[-g.ndim:]
+    if any(s < lo for s, lo in zip(have_sizes, lows)):
+        raise UserError(f"Sample image {path} is {'x'.join(map(str, have_sizes))} pixels ({want}); the bundle's "
+                        f"test image needs at least {'x'.join(map(str, lows))}; pass a larger sample image.")
+    # valid sizes of the bundle's input axes: lo + n * multiple; at most the cap (but never below lo)
+    sizes = tuple(lo + (min(s, max(cap, lo)) - lo) // k * k
+                  for s, lo, k, cap in zip(have_sizes, lows, g.multiple, SAMPLE_SIDES[g.ndim]))
+    starts = tuple((s - c) // 2 for s, c in zip(have_sizes, sizes))
+    crop = tuple(slice(a, a + c) for a, c in zip(starts, sizes))
+    return image[(Ellipsis,) + crop]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -48,19 +48,45 @@ def _qc_summary(model_dir: Path) -> dict | None:
         return None
 
 
-def _write_sample(path: Path, tensor: np.ndarray) -> None:
-    """A (1, C, Y, X) tensor as DeepImageJ's sample TIFF: a plain image for one channel, else a CYX hyperstack."""
+def _write_sample(path: Path, tensor: np.ndarray, spatial: str = "YX", spacing=None) -> None:
+    """A (1, C) + spatial tensor as DeepImageJ's sample TIFF. One channel: a plain YX image, or an ImageJ ZYX
+    stack; channels: an ImageJ CYX hyperstack, or for stacks a ZCYX one (ImageJ's only hyperstack order: C
+    channels x Z slices; the DeepImageJ check reads its axes). `spacing` (µm per spatial axis) becomes
+    ImageJ's calibration (unit um, X/Y resolution, z spacing)."""
     import tifffile
 
+    kw, meta = {}, {}
+    if spacing:
+        size = dict(zip(spatial, (float(v) for v in spacing)))
+        kw["resolution"] = (1.0 / size["X"], 1.0 / size["Y"])
+        meta["unit"] = "um"
+        if "Z" in size:
+            meta["spacing"] = size["Z"]
     if tensor.shape[1] == 1:
-        tifffile.imwrite(path, tensor[0, 0])
+        data, axes = tensor[0, 0], spatial
+        if axes == "YX" and not spacing:
+            tifffile.imwrite(path, data)
+            return
     else:
-        tifffile.imwrite(path, tensor[0], imagej=True, metadata={"axes": "CYX"})
+        data, axes = tensor[0], "C" + spatial
+        if "Z" in spatial:
+            data, axes = np.moveaxis(data, 0, spatial.index("Z") + 1), spatial.replace("YX", "CYX")
+    tifffile.imwrite(path, np.ascontiguousarray(data), imagej=True, metadata={"axes": axes, **meta}, **kw)
 
 
 def _channels_words(m) -> str:
     n = int(m.params.get("n_channels", 1))
     return "single-channel" if n == 1 else f"{n}-channel (channels first)"
+
+
+def _cover_planes(x: np.ndarray, y: np.ndarray, softmax: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The 2D planes the cover shows from (1, C) + spatial tensors: the first channel (a class map, the most
+    probable class, for softmax outputs), and for stacks the middle Z plane."""
+    x = x[0, 0]
+    y = y[0].argmax(axis=0).astype(np.float32) if softmax else y[0, 0]
+    if x.ndim == 3:
+        x, y = x[x.shape[0] // 2], y[y.shape[0] // 2]
+    return x, y
 
 
 def _cover(x: np.ndarray, y: np.ndarray, path: Path) -> None:
@@ -81,30 +107,65 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
-def _readme(m, spec, es, image_shape, qc: dict | None, halo: int, mult: int, out_units: str) -> str:
-    c, p = m.config, m.params
+def _input_axes(m) -> str:
+    """The input's axes letters without batch: YX, CYX, ZYX or CZYX."""
+    return ("C" if int(m.params.get("n_channels", 1)) > 1 else "") + m.geometry.axes
+
+
+def _input_words(m) -> str:
+    """The input in the rdf's words: 'Raw 2D single-channel image ...', 'Raw 3D stack (ZYX), ...'."""
+    if m.geometry.ndim == 2:
+        return f"Raw 2D {_channels_words(m)} image (any intensity range)."
+    return f"Raw 3D stack ({_input_axes(m)}), {_channels_words(m)}, any intensity range."
+
+
+def _tiling_sentence(g) -> str:
+    """How DeepImageJ / bioimage.io tile the input, per axis (the 2D sentence when all axes agree)."""
+    if g.ndim == 2 and len(set(g.multiple)) == 1 and len(set(g.halo)) == 1:
+        mult, halo = g.multiple[0], g.halo[0]
+        return (f"Images of any size are processed in tiles: sides are multiples of {mult} (min {2 * halo + mult}), "
+                f"and {halo} pixels of context (the U-Net's receptive field) are discarded at each tile border.")
+    unit = "voxels" if g.ndim == 3 else "pixels"
+    per = "; ".join(f"along {a}, sides are multiples of {k} (min {2 * h + k}) and {h} {unit} of context are "
+                    f"discarded at each tile border" for a, k, h in zip(g.axes, g.multiple, g.halo))
+    noun = "Stacks" if g.ndim == 3 else "Images"
+    return f"{noun} of any size are processed in tiles (the context is the U-Net's receptive field): {per}."
+
+
+def _spacing_words(g) -> str:
+    return " x ".join(f"{v:.4g}" for v in g.spacing) + f" µm ({' x '.join(g.axes)})"
+
+
+def _readme(m, spec, es, image_shape, qc: dict | None, out_units: str) -> str:
+    c, p, g = m.config, m.params, m.geometry
     data, training = c.get("data") or {}, c.get("training") or {}
     norm = c["normalization"]["source"]
+    what = "image" if g.ndim == 2 else f"stack ({_input_axes(m)})"
     lines = [f"# {spec.title}: {c.get('name', m.dir.name)}", "", spec.summary.strip(), "",
              f"Trained and exported with dl4mic {__version__} (the local successor of the ZeroCostDL4Mic notebooks).",
              "", "## Input and output", "",
-             f"- **Input** `{INPUT_ID}`: one 2D {_channels_words(m)} image in raw units (any bit depth). Pre-processing "
-             f"`{es.preprocessing[0][0]}` normalises it as in training: {describe_normalization(norm)}.",
+             f"- **Input** `{INPUT_ID}`: one {g.ndim}D {_channels_words(m)} {what} in raw units (any bit depth). "
+             f"Pre-processing `{es.preprocessing[0][0]}` normalises it as in training: {describe_normalization(norm)}.",
              f"- **Output** `{es.output_id}`: {es.output_description}", "", es.units_note, "",
-             f"Images of any size are processed in tiles: sides are multiples of {mult} (min {2 * halo + mult}), and "
-             f"{halo} pixels of context (the U-Net's receptive field) are discarded at each tile border.", "",
-             "## Use it", "",
-             "- Fiji: DeepImageJ → *Install model* from this zip, then *DeepImageJ Run* on an open image.",
-             "- Python: `bioimageio predict` (bioimageio.core), or `dl4mic predict THIS.zip --input DIR --output DIR` "
-             "(writes outputs in the training targets' units, and masks/labels for segmentation).", "",
-             "## Training data", "",
-             f"- Source images: `{data.get('source')}`" + (f"; targets: `{data.get('target')}`" if data.get("target") else ""),
-             f"- {data.get('n_pairs', '?')} image pair(s); {len(data.get('train_files') or [])} for training, "
-             f"{len(data.get('val_files') or [])} for validation; source dtype {data.get('source_dtype')}.",
-             f"- Training: {training.get('epochs_done', '?')} epoch(s), best epoch {training.get('best_epoch', '?')} "
-             f"(validation loss {_fmt(training.get('best_val_loss'))}), {_fmt(training.get('seconds'))} s on "
-             f"{(c.get('environment') or {}).get('device', '?')}.", "",
-             "## Parameters", "", "| parameter | value |", "| --- | --- |"]
+             _tiling_sentence(g), ""]
+    if g.spacing:
+        lines += [f"Voxel size of the training data: {_spacing_words(g)}; the bundle's space axes carry it "
+                  f"(`scale`, unit micrometer) and the sample TIFFs its ImageJ calibration.", ""]
+    if g.ndim == 3:
+        shown = "the most probable class" if es.softmax else f"`{es.output_id}`"
+        lines += [f"The cover shows the middle Z plane of the sample stack: input | output ({shown}).", ""]
+    lines += ["## Use it", "",
+              "- Fiji: DeepImageJ → *Install model* from this zip, then *DeepImageJ Run* on an open image.",
+              "- Python: `bioimageio predict` (bioimageio.core), or `dl4mic predict THIS.zip --input DIR --output DIR` "
+              "(writes outputs in the training targets' units, and masks/labels for segmentation).", "",
+              "## Training data", "",
+              f"- Source images: `{data.get('source')}`" + (f"; targets: `{data.get('target')}`" if data.get("target") else ""),
+              f"- {data.get('n_pairs', '?')} image pair(s); {len(data.get('train_files') or [])} for training, "
+              f"{len(data.get('val_files') or [])} for validation; source dtype {data.get('source_dtype')}.",
+              f"- Training: {training.get('epochs_done', '?')} epoch(s), best epoch {training.get('best_epoch', '?')} "
+              f"(validation loss {_fmt(training.get('best_val_loss'))}), {_fmt(training.get('seconds'))} s on "
+              f"{(c.get('environment') or {}).get('device', '?')}.", "",
+              "## Parameters", "", "| parameter | value |", "| --- | --- |"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in p.items()]
     lines += ["", "# Validation", ""]
     if qc:
@@ -144,12 +205,15 @@ def _readme(m, spec, es, image_shape, qc: dict | None, halo: int, mult: int, out
 def _config(m, spec, es, qc, image_shape, out_shape, out_units: str, training_hours, n_params) -> dict:
     from bioimageio.spec.model import v0_5 as v
 
-    p, c = m.params, m.config
+    p, c, g = m.params, m.config, m.geometry
     norm = c["normalization"]["source"]
+    patch = p.get("patch_size")
+    patch = (f"{'x'.join(map(str, patch))}-{'voxel' if g.ndim == 3 else 'pixel'} ({g.axes})"
+             if isinstance(patch, (list, tuple)) else f"{patch}-pixel")
     training = v.TrainingDetails(
         training_preprocessing=(f"normalisation: {describe_normalization(norm)}; random "
-                                f"{p.get('patch_size')}-pixel patches" + ("; random flips and 90-degree rotations"
-                                                                          if p.get("augment") else "")),
+                                f"{patch} patches" + ("; random flips and 90-degree rotations"
+                                                      if p.get("augment") else "")),
         training_epochs=float((c.get("training") or {}).get("epochs_done") or p.get("epochs")),
         training_batch_size=float(p["batch_size"]), initial_learning_rate=float(p["learning_rate"]),
         learning_rate_schedule=f"ReduceLROnPlateau on validation loss (factor {p.get('lr_factor')}, "
@@ -158,14 +222,20 @@ def _config(m, spec, es, qc, image_shape, out_shape, out_units: str, training_ho
     bioimageio = v.BioimageioConfig(training=training, architecture_type="U-Net", task=m.task,
                                     model_parameter_count=n_params,
                                     architecture_description=f"{spec.title}: {es.architecture}")
-    h, w = image_shape[-2:]
+    def xyzc(spatial, channels) -> str:  # DeepImageJ's "x x y x z x c"
+        z = spatial[-3] if len(spatial) > 2 else 1
+        return f"{spatial[-1]} x {spatial[-2]} x {z} x {channels}"
+
+    pixel_size = {"x": "1 pixel", "y": "1 pixel", "z": "1 pixel"}
+    if g.spacing:
+        pixel_size.update({a.lower(): f"{s:.6g} µm" for a, s in zip(g.axes, g.spacing)})
     deepimagej = {
         "pyramidal_model": False, "allow_tiling": True, "model_keys": None,
         "prediction": {"preprocess": [{"spec": None}], "postprocess": [es.dij_postprocess or {"spec": None}]},
         "test_information": {
-            "inputs": [{"name": "sample_input.tif", "size": f"{w} x {h} x 1 x {int(p.get('n_channels', 1))}",
-                        "pixel_size": {"x": "1 pixel", "y": "1 pixel", "z": "1 pixel"}}],
-            "outputs": [{"name": "sample_output.tif", "type": "image", "size": f"{out_shape[2]} x {out_shape[1]} x 1 x {out_shape[0]}"}],
+            "inputs": [{"name": "sample_input.tif", "size": xyzc(image_shape[-g.ndim:], int(p.get('n_channels', 1))),
+                        "pixel_size": pixel_size}],
+            "outputs": [{"name": "sample_output.tif", "type": "image", "size": xyzc(out_shape[1:], out_shape[0])}],
             "memory_peak": None, "runtime": None},
     }
     dl4mic = {
@@ -191,17 +261,20 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     es = export_spec(c)
     files = stage / "files"
     files.mkdir(parents=True)
-    mult, halo = int(m.network.multiple(m.params)), int(m.network.halo(m.params))
+    g = m.geometry
+    nd, space_ids = g.ndim, [a.lower() for a in g.axes]
+    halo, mult = tuple(int(h) for h in g.halo), tuple(int(k) for k in g.multiple)
+    lows = tuple(2 * h + k for h, k in zip(halo, mult))  # the smallest input each axis accepts
 
     # --- weights ---
     reference = m.network.export_module(m.module.to("cpu").eval())
-    module, arch_callable, kwargs = W.build_bundle_module(reference, es.sigmoid)
+    module, arch_callable, kwargs = W.build_bundle_module(reference, es.sigmoid, es.softmax)
     n_in = int(m.params.get("n_channels", 1))
-    example = torch.zeros(1, n_in, 2 * halo + mult, 2 * halo + mult)
-    probe = torch.from_numpy(np.random.default_rng(0).random((1, n_in, 2 * halo + mult, 2 * halo + mult), np.float32))
+    example = torch.zeros((1, n_in) + lows)
+    probe = torch.from_numpy(np.random.default_rng(0).random((1, n_in) + lows, np.float32))
     with torch.no_grad():
         want = reference(probe)
-        want = torch.sigmoid(want) if es.sigmoid else want
+        want = torch.softmax(want, dim=1) if es.softmax else torch.sigmoid(want) if es.sigmoid else want
         if not torch.allclose(module(probe), want, atol=1e-5, rtol=1e-4):
             raise RuntimeError("the shipped architecture source does not rebuild the trained network")
     W.save_state_dict(module, files / STATE_DICT)
@@ -212,8 +285,8 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     # --- test/sample tensors: raw input; output from the packaged ONNX weights (what DeepImageJ runs) ---
     pre = {"id": es.preprocessing[0][0], "kwargs": es.preprocessing[0][1]}
     post = [{"id": op, "kwargs": kw} for op, kw in es.postprocessing]
-    axes = ["batch", "channel", "y", "x"]
-    x_raw = np.ascontiguousarray(image, dtype=np.float32).reshape((1, n_in) + image.shape[-2:])
+    axes = ["batch", "channel"] + space_ids
+    x_raw = np.ascontiguousarray(image, dtype=np.float32).reshape((1, n_in) + image.shape[-nd:])
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(files / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -223,14 +296,14 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     y = y.astype(np.float32)
     np.save(files / "test_input.npy", x_raw)
     np.save(files / "test_output.npy", y)
-    _write_sample(files / "sample_input.tif", x_raw)
-    _write_sample(files / "sample_output.tif", y)
-    _cover(x_raw[0, 0], y[0, 0], files / "cover.png")
+    _write_sample(files / "sample_input.tif", x_raw, g.axes, g.spacing)
+    _write_sample(files / "sample_output.tif", y, g.axes, g.spacing)
+    _cover(*_cover_planes(x_raw, y, es.softmax), files / "cover.png")
 
     # --- documentation and attachments ---
     qc = _qc_summary(m.dir)
     out_units = es.output_units
-    (files / "README.md").write_text(_readme(m, spec, es, image.shape, qc, halo, mult, out_units), encoding="utf-8")
+    (files / "README.md").write_text(_readme(m, spec, es, image.shape, qc, out_units), encoding="utf-8")
     (files / MODEL_YAML).write_bytes((m.dir / "model.yaml").read_bytes())
     attachments = [files / MODEL_YAML]
     for name, text in es.attachments.items():
@@ -245,12 +318,17 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
         attachments.append(files / TRAINING_LOG)
 
     # --- rdf ---
-    def space_in(a):
-        return v.SpaceInputAxis(id=v.AxisId(a), size=v.ParameterizedSize(min=2 * halo + mult, step=mult))
+    # the voxel size (µm) on the space axes, input and output alike (output sizes refer to the input's)
+    calibration = [{"scale": float(s), "unit": "micrometer"} for s in g.spacing] if g.spacing else [{}] * nd
 
-    def space_out(a):
-        return v.SpaceOutputAxisWithHalo(id=v.AxisId(a), halo=halo,
-                                         size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId(a)))
+    def space_in(i):
+        return v.SpaceInputAxis(id=v.AxisId(space_ids[i]), size=v.ParameterizedSize(min=lows[i], step=mult[i]),
+                                **calibration[i])
+
+    def space_out(i):
+        return v.SpaceOutputAxisWithHalo(id=v.AxisId(space_ids[i]), halo=halo[i], **calibration[i],
+                                         size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID),
+                                                              axis_id=v.AxisId(space_ids[i])))
 
     procs = {"binarize": (v.BinarizeDescr, v.BinarizeKwargs), "scale_linear": (v.ScaleLinearDescr, v.ScaleLinearKwargs),
              "scale_range": (v.ScaleRangeDescr, v.ScaleRangeKwargs),
@@ -267,9 +345,9 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
         return cls(kwargs=kw(**op["kwargs"])) if kw else cls()
 
     inp = v.InputTensorDescr(
-        id=v.TensorId(INPUT_ID), description=f"Raw 2D {_channels_words(m)} image (any intensity range).",
+        id=v.TensorId(INPUT_ID), description=_input_words(m),
         axes=[v.BatchAxis(), v.ChannelAxis(channel_names=["raw"] if n_in == 1 else [f"raw{i}" for i in range(n_in)]),
-              space_in("y"), space_in("x")],
+              *(space_in(i) for i in range(nd))],
         test_tensor=v.FileDescr(source=files / "test_input.npy"),
         sample_tensor=v.FileDescr(source=files / "sample_input.tif"),
         data=v.IntervalOrRatioDataDescr(type="float32"),
@@ -278,7 +356,7 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
         id=v.TensorId(es.output_id), description=es.output_description,
         axes=[v.BatchAxis(), v.ChannelAxis(channel_names=list(es.channel_names or (
             [es.output_id] if y.shape[1] == 1 else [f"{es.output_id}{i}" for i in range(y.shape[1])]))),
-              space_out("y"), space_out("x")],
+              *(space_out(i) for i in range(nd))],
         test_tensor=v.FileDescr(source=files / "test_output.npy"),
         sample_tensor=v.FileDescr(source=files / "sample_output.tif"),
         data=v.IntervalOrRatioDataDescr(type="float32"),

@@ -4,7 +4,8 @@ The zoo's check (bioimage-io/collection `scripts/check_compatibility_deepimagej.
 harness) refuses models with more than one input, applies the first pre-processing step to the
 sample input, runs the weights DeepImageJ uses with the output halo removed, applies the first
 post-processing step and compares with the expected output. Here: the same, with the ONNX weights
-on onnxruntime and the processing ops implemented as DeepImageJ defines them.
+on onnxruntime and the processing ops implemented as DeepImageJ defines them, for 2D (batch, channel,
+y, x) and 3D (batch, channel, z, y, x) tensors; DeepImageJ runs no other axes (time, index).
 """
 
 from __future__ import annotations
@@ -22,12 +23,47 @@ MAX_OPSET, MAX_IR = 18, 8
 ATOL, RTOL = 1.5e-4, 1e-4
 
 
+SPACE_AXES = ("z", "y", "x")
+# ImageJ / tifffile axes letters of a sample TIFF -> the rdf's axis ids (ImageJ's plain stacks read as I)
+TIFF_AXES = {"C": "channel", "S": "channel", "Z": "z", "I": "z", "Y": "y", "X": "x"}
+
+
 class DijIncompatible(Exception):
     pass
 
 
 def _axes_ids(tensor: dict) -> list[str]:
     return [a["id"] if a.get("id") else a["type"] for a in tensor["axes"]]
+
+
+def check_axes(tensor: dict) -> None:
+    """DeepImageJ runs tensors of at most one batch and one channel axis and the space axes z, y, x (y and x
+    required): 2D (BCYX) and 3D (BCZYX) images; refuse anything else (time, index, other space axes)."""
+    ids, types = _axes_ids(tensor), [a.get("type") for a in tensor["axes"]]
+    for a, t in zip(ids, types):
+        if t not in ("batch", "channel", "space") or (t == "space" and a not in SPACE_AXES):
+            raise DijIncompatible(f"{tensor['id']} has the {t} axis {a!r}; DeepImageJ runs tensors with batch, "
+                                  f"channel and z/y/x space axes only")
+    if len(set(ids)) != len(ids) or types.count("batch") > 1 or types.count("channel") > 1:
+        raise DijIncompatible(f"{tensor['id']} repeats an axis ({', '.join(ids)})")
+    if not {"y", "x"} <= set(ids):
+        raise DijIncompatible(f"{tensor['id']} lacks the y and x axes DeepImageJ needs ({', '.join(ids)})")
+
+
+def read_sample(data: bytes, axes: list[str]) -> np.ndarray:
+    """A sample TIFF as float32 with its axes in the tensor's order (`axes`, the rdf's ids): ImageJ
+    hyperstacks of stacks are stored ZCYX (ImageJ's order) and come back as CZYX; other TIFFs as stored."""
+    import tifffile
+
+    with tifffile.TiffFile(_bytes_io(data)) as tif:
+        array = tif.asarray()
+        letters = tif.series[0].axes if tif.series else ""
+    array = np.asarray(array, np.float32)
+    ids = [TIFF_AXES.get(c) for c in letters]
+    if len(ids) == array.ndim and None not in ids and len(set(ids)) == len(ids) and set(ids) <= set(axes):
+        order = sorted(range(len(ids)), key=lambda i: axes.index(ids[i]))
+        array = np.transpose(array, order)
+    return array
 
 
 def apply_op(op: dict, x: np.ndarray, axes: list[str]) -> np.ndarray:
@@ -68,7 +104,6 @@ def check_deepimagej(bundle: str | Path) -> dict:
     """Raise DijIncompatible with the reason, or return {max_abs_diff, n_pixels, ...} for the sample."""
     import onnx
     import onnxruntime as ort
-    import tifffile
 
     with zipfile.ZipFile(bundle) as zf:
         names = set(zf.namelist())
@@ -85,6 +120,7 @@ def check_deepimagej(bundle: str | Path) -> dict:
         if len(rdf["inputs"]) != 1:
             raise DijIncompatible(f"DeepImageJ runs models with exactly one input, not {len(rdf['inputs'])}")
         for t in rdf["inputs"] + rdf["outputs"]:
+            check_axes(t)
             for op in t.get("preprocessing", []) + t.get("postprocessing", []):
                 if op["id"] not in DIJ_OPS:
                     raise DijIncompatible(f"{t['id']} uses processing step {op['id']!r}, which DeepImageJ does not run")
@@ -111,7 +147,7 @@ def check_deepimagej(bundle: str | Path) -> dict:
             raise DijIncompatible("dl4mic bundles have one output")
         out = out[0]
         in_axes, out_axes = _axes_ids(inp), _axes_ids(out)
-        sample = tifffile.imread(_bytes_io(read(inp["sample_tensor"]["source"]))).astype(np.float32)
+        sample = read_sample(read(inp["sample_tensor"]["source"]), in_axes)
         test_in = np.load(_bytes_io(read(inp["test_tensor"]["source"])))
         if sample.squeeze().shape != test_in.squeeze().shape or not np.array_equal(sample.squeeze(), test_in.squeeze()):
             raise DijIncompatible("the sample input (TIFF) differs from the test input (npy)")

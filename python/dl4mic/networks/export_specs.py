@@ -1,7 +1,8 @@
-"""What each network's bioimage.io / DeepImageJ bundle needs: output tensor, in-graph head, processing.
+"""What a network's bioimage.io / DeepImageJ bundle needs: output tensor, in-graph head, processing.
 
-Every network that can be exported declares an `ExportSpec` here (keyed by its spec name), so the
-generic exporter in `dl4mic.export` never branches on network names. Processing ops are limited to
+Every network that can be exported returns an `ExportSpec` from its `export_spec(config)` (the shared
+builders for restoration and segmentation are here), so the generic exporter in `dl4mic.export` never
+branches on network names. Processing ops are limited to
 those DeepImageJ runs (binarize, clip, scale_linear, scale_range, sigmoid, zero_mean_unit_variance,
 fixed_zero_mean_unit_variance), one op per tensor (DeepImageJ's test harness applies only the first).
 Networks with special needs (StarDist's `config.stardist`) add them through `extra_config`.
@@ -10,11 +11,9 @@ Networks with special needs (StarDist's `config.stardist`) add them through `ext
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable
-
 from ..data.normalize import EPS, describe
 from ..errors import UserError
-from .unet_seg import mask_threshold
+from .unet_seg import mask_threshold, n_classes
 
 DIJ_OPS = ("binarize", "clip", "scale_linear", "scale_range", "sigmoid", "zero_mean_unit_variance",
            "fixed_zero_mean_unit_variance")
@@ -25,6 +24,7 @@ class ExportSpec:
     output_id: str                     # tensor id of the single output (DeepImageJ names its image after it)
     output_description: str
     sigmoid: bool = False              # apply a sigmoid inside the exported graph (pointwise: tiling-safe)
+    softmax: bool = False              # apply a softmax over channels inside the exported graph
     postprocessing: list = field(default_factory=list)  # [(op id, kwargs)] on the output, DIJ ops only
     preprocessing: list = field(default_factory=list)   # [(op id, kwargs)] on the input (from the normalisation)
     units_note: str = ""               # README sentence on the output's units
@@ -37,9 +37,11 @@ class ExportSpec:
     dij_postprocess: dict = field(default_factory=dict)  # config.deepimagej.prediction.postprocess entry
 
 
-def _unet_words(config: dict) -> str:
+def unet_words(config: dict) -> str:
     p = config["parameters"]
-    return f"dl4mic U-Net (depth {p['depth']}, {p['filters']} filters, kernel {p['kernel_size']})"
+    dims = "3D " if (config.get("geometry") or {}).get("axes", "YX") == "ZYX" else ""
+    pool = ", no pooling along Z" if p.get("pool_z") == "no" else ""
+    return f"dl4mic {dims}U-Net (depth {p['depth']}, {p['filters']} filters, kernel {p['kernel_size']}{pool})"
 
 
 def input_preprocessing(config: dict) -> list:
@@ -49,13 +51,14 @@ def input_preprocessing(config: dict) -> list:
     if norm.get("method") == "meanstd":
         return [("fixed_zero_mean_unit_variance", {"mean": norm["mean"], "std": norm["std"],
                                                    **({"axis": "channel"} if isinstance(norm["mean"], list) else {})})]
-    return [("scale_range", {"axes": ["y", "x"], "min_percentile": float(norm["low"]),
+    spatial = [a.lower() for a in (config.get("geometry") or {}).get("axes", "YX")]
+    return [("scale_range", {"axes": spatial, "min_percentile": float(norm["low"]),
                              "max_percentile": float(norm["high"]), "eps": EPS})]
 
 
-def _restoration(config: dict) -> ExportSpec:
+def restoration_export(config: dict) -> ExportSpec:
     words = {"loss": "L1Loss (MAE)" if config["parameters"].get("loss") == "mae" else "MSELoss",
-             "architecture": _unet_words(config)}
+             "architecture": unet_words(config)}
     target = (config.get("normalization") or {}).get("target") or {"method": "source"}
     source = config["normalization"]["source"]
     if target.get("method") == "source" and source.get("method") == "meanstd":
@@ -89,7 +92,18 @@ def _restoration(config: dict) -> ExportSpec:
                     "`dl4mic predict BUNDLE.zip` does this for you."), **words)
 
 
-def _unet2d(config: dict) -> ExportSpec:
+def segmentation_export(config: dict) -> ExportSpec:
+    k = n_classes(config["parameters"])
+    if k > 1:
+        return ExportSpec(
+            output_id="probability", output_units="class probabilities",
+            output_description=f"Probability of each class (channel 0: background, 1-{k}: classes), softmax.",
+            softmax=True, channel_names=("background",) + tuple(f"class{i}" for i in range(1, k + 1)),
+            units_note=(f"The network ends in a softmax over background and {k} classes: each channel is the "
+                        f"probability of its class. `dl4mic predict BUNDLE.zip` also writes the class map "
+                        f"(`_classes.tif`, the most probable class per pixel)."),
+            loss=f"cross-entropy + {config['parameters'].get('dice_weight', 0)} x soft Dice over the classes",
+            architecture=unet_words(config))
     threshold = mask_threshold(config)
     source = "QC" if "qc_threshold" in config else "validation"
     return ExportSpec(
@@ -102,44 +116,19 @@ def _unet2d(config: dict) -> ExportSpec:
                     f"(the best IoU on the {source} images). `dl4mic predict BUNDLE.zip` also writes the "
                     f"probability map and labelled objects."),
         loss=f"BCEWithLogitsLoss + {config['parameters'].get('dice_weight', 0)} x soft Dice",
-        architecture=_unet_words(config))
-
-
-def _stardist2d(config: dict) -> ExportSpec:
-    from . import stardist2d as sd
-
-    p = config["parameters"]
-    n_rays, prob, nms = int(p["n_rays"]), float(config["prob_thresh"]), float(config["nms_thresh"])
-    return ExportSpec(
-        output_id="prob_dist", output_units="probability and ray distances (pixels)",
-        output_description=f"Channel 0: object probability; channels 1-{n_rays}: ray distances to the outline (pixels).",
-        units_note=(f"The output holds StarDist's two maps at the input's resolution: the object probability and "
-                    f"{n_rays} ray distances. Objects come from non-maximum suppression of the star-convex "
-                    f"polygons: in Fiji the attached macro `{sd.MACRO_NAME}` runs StarDist's NMS (StarDist plugin "
-                    f"needed) with this model's thresholds, probability {prob:g} and overlap {nms:g}, optimised on "
-                    f"the validation images. `dl4mic predict BUNDLE.zip` writes the label image, ROIs and an "
-                    f"object table directly."),
-        loss=(f"binary cross-entropy on the object probability + {p['dist_loss_weight']} x probability-weighted "
-              f"mean absolute error of the ray distances"),
-        architecture=(f"StarDist 2D: {p['grid']}x{p['grid']} grid, {_unet_words(config)} backbone, "
-                      f"{n_rays} rays"),
-        channel_names=("prob",) + tuple(f"dist_{i}" for i in range(n_rays)),
-        extra_config={"stardist": sd.bundle_config(config)},
-        attachments={sd.MACRO_NAME: sd.postprocessing_macro(config)},
-        dij_postprocess={"spec": "ij.IJ::runMacroFile", "kwargs": sd.MACRO_NAME})
-
-
-EXPORT_SPECS: dict[str, Callable[[dict], ExportSpec]] = {
-    "care2d": _restoration, "n2v2d": _restoration, "unet2d": _unet2d, "stardist2d": _stardist2d}
+        architecture=unet_words(config))
 
 
 def export_spec(config: dict) -> ExportSpec:
     """The export needs of the network recorded in a model.yaml `config`."""
+    from . import get_network
+
     name = config.get("network")
-    if name not in EXPORT_SPECS:
+    described = get_network(name).export_spec(config)
+    if described is None:
         raise UserError(f"Export of {name} models to bioimage.io is not available yet in this dl4mic version; "
-                        f"exportable networks: {', '.join(sorted(EXPORT_SPECS))}.")
-    spec = replace(EXPORT_SPECS[name](config), preprocessing=input_preprocessing(config))
+                        f"train another network or score its outputs with dl4mic qc.")
+    spec = replace(described, preprocessing=input_preprocessing(config))
     for op, _ in spec.preprocessing + spec.postprocessing:
         assert op in DIJ_OPS, op
     return spec

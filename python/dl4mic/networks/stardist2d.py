@@ -16,6 +16,8 @@ Geometry comes from the `stardist` package, which needs no TensorFlow for it: st
 
 from __future__ import annotations
 
+from dataclasses import replace
+from fractions import Fraction
 from typing import Callable
 
 import numpy as np
@@ -23,7 +25,7 @@ import torch
 from torch import nn
 
 from ..data.normalize import scale
-from .base import Network
+from .base import Network, Outputs
 from .unet import UNet, keras_init
 
 #: thresholds the reference tries for NMS; IoU levels whose mean matching accuracy is maximised
@@ -139,22 +141,23 @@ def foreground_crop(foreground_prob: float, jitter: bool, tries: int = 16) -> Ca
     `jitter`, the reference example's intensity augmentation x * U(0.6, 2) + U(-0.2, 0.2)."""
 
     def crop(x, y, region, patch, rng):
-        y_hi, x_hi = region.y1 - patch, x.shape[-1] - patch
+        ph, pw = patch
+        y_hi, x_hi = region.stop - ph, x.shape[-1] - pw
         want_fg = y is not None and rng.random() < foreground_prob
         sl = None
         for _ in range(tries if want_fg else 1):
-            y0, x0 = int(rng.integers(region.y0, y_hi + 1)), int(rng.integers(0, x_hi + 1))
-            sl = (slice(y0, y0 + patch), slice(x0, x0 + patch))
+            y0, x0 = int(rng.integers(region.start, y_hi + 1)), int(rng.integers(0, x_hi + 1))
+            sl = (slice(y0, y0 + ph), slice(x0, x0 + pw))
             if not want_fg or y[sl].any():
                 break
         else:  # few objects: centre a patch around a random foreground pixel of the region
-            ys, xs = np.nonzero(y[region.y0:region.y1])
+            ys, xs = np.nonzero(y[region.start:region.stop])
             if ys.size:
                 j = int(rng.integers(ys.size))
-                cy, cx = int(ys[j]) + region.y0, int(xs[j])
-                y0 = min(max(cy - int(rng.integers(patch)), region.y0), y_hi)
-                x0 = min(max(cx - int(rng.integers(patch)), 0), x_hi)
-                sl = (slice(y0, y0 + patch), slice(x0, x0 + patch))
+                cy, cx = int(ys[j]) + region.start, int(xs[j])
+                y0 = min(max(cy - int(rng.integers(ph)), region.start), y_hi)
+                x0 = min(max(cx - int(rng.integers(pw)), 0), x_hi)
+                sl = (slice(y0, y0 + ph), slice(x0, x0 + pw))
         px, py = x[sl], (y[sl] if y is not None else None)
         if jitter:
             px = (px * np.float32(rng.uniform(0.6, 2.0)) + np.float32(rng.uniform(-0.2, 0.2))).astype(np.float32)
@@ -268,12 +271,21 @@ class StarDist2D(Network):
                               filters=int(params["filters"]), kernel_size=int(params["kernel_size"]),
                               batch_norm=bool(params["batch_norm"]), conv_after_unet=int(params["conv_after_unet"]))
 
-    def multiple(self, params):
+    def _multiple(self, params) -> int:
         return int(params["grid"]) * 2 ** int(params["depth"])
 
     def halo(self, params):
-        m = self.multiple(params)
-        return int(-(-(_receptive_radius(params) + m) // m) * m)
+        m = self._multiple(params)
+        return (int(-(-(_receptive_radius(params) + m) // m) * m),) * 2
+
+    def out_scale(self, params):
+        return (Fraction(1, int(params["grid"])),) * 2
+
+    def geometry(self, params, spacing=None):
+        return replace(super().geometry(params, spacing), multiple=(self._multiple(params),) * 2)
+
+    def qc_task(self):
+        return "instance"
 
     def prepare(self, normalizer, params):
         def prepare(source, target):
@@ -302,12 +314,13 @@ class StarDist2D(Network):
         from ..predict.tiling import predict_tiled
 
         def run(window):
-            return predict_batches([(window, None)])[0]
+            return predict_batches([window])[0]
 
         grid = int(params["grid"])
+        g = self.geometry(params)
         preds, truths = [], []
         for x, y in images:
-            raw = predict_tiled(run, x, 1024, self.halo(params), self.multiple(params))
+            raw = predict_tiled(run, x, 1024, g.halo, g.multiple, g.out_scale)
             preds.append((sigmoid(raw[0]), raw[1:]))
             truths.append(np.asarray(y))
         max_prob = max(float(p.max()) for p, _ in preds)
@@ -339,10 +352,41 @@ class StarDist2D(Network):
         nms_thresh = float(config.get("nms_thresh", params["nms_thresh"]))
         prob = sigmoid(raw_output[0])
         labels, points, scores = instances(prob, raw_output[1:], image.shape[-2:], grid, prob_thresh, nms_thresh)
-        return {"labels": as_label_image(labels), "objects": object_table(labels, scores)}
+        return Outputs({"labels": (as_label_image(labels), "YX")}, {"objects": object_table(labels, scores)})
+
+    def output_keys(self, config):
+        return ["labels", "objects"]
+
+    def export_spec(self, config):
+        return stardist_export(config)
 
 
 # ----------------------------------------------------------------------------------------------- export
+
+def stardist_export(config: dict):
+    """The bundle: probability + distances at input resolution, StarDist's config and NMS macro."""
+    from .export_specs import ExportSpec, unet_words
+
+    p = config["parameters"]
+    n_rays, prob, nms = int(p["n_rays"]), float(config["prob_thresh"]), float(config["nms_thresh"])
+    return ExportSpec(
+        output_id="prob_dist", output_units="probability and ray distances (pixels)",
+        output_description=f"Channel 0: object probability; channels 1-{n_rays}: ray distances to the outline (pixels).",
+        units_note=(f"The output holds StarDist's two maps at the input's resolution: the object probability and "
+                    f"{n_rays} ray distances. Objects come from non-maximum suppression of the star-convex "
+                    f"polygons: in Fiji the attached macro `{MACRO_NAME}` runs StarDist's NMS (StarDist plugin "
+                    f"needed) with this model's thresholds, probability {prob:g} and overlap {nms:g}, optimised on "
+                    f"the validation images. `dl4mic predict BUNDLE.zip` writes the label image, ROIs and an "
+                    f"object table directly."),
+        loss=(f"binary cross-entropy on the object probability + {p['dist_loss_weight']} x probability-weighted "
+              f"mean absolute error of the ray distances"),
+        architecture=(f"StarDist 2D: {p['grid']}x{p['grid']} grid, {unet_words(config)} backbone, "
+                      f"{n_rays} rays"),
+        channel_names=("prob",) + tuple(f"dist_{i}" for i in range(n_rays)),
+        extra_config={"stardist": bundle_config(config)},
+        attachments={MACRO_NAME: postprocessing_macro(config)},
+        dij_postprocess={"spec": "ij.IJ::runMacroFile", "kwargs": MACRO_NAME})
+
 
 POSTPROCESSING_MACRO = """\
 //*******************************************************************

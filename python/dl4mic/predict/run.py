@@ -1,75 +1,64 @@
-"""`dl4mic predict`: every input image to output files named after it, never overwriting without consent."""
+"""`dl4mic predict`: every input image to output files named after it, never overwriting without consent.
+
+What is written comes from the network (`Network.outputs`): images with their axes, written as ImageJ
+hyperstacks with the input's calibration, and tables (objects, boxes, localisations) as CSV."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ..data.io import list_images, read_image, write_tiff
+from ..data.io import atomic_path, list_images, read_image_with_meta, read_meta, write_tiff
 from ..errors import UserError
-from .model import DEFAULT_TILE, load_model
+from ..progress import Progress
+from .model import load_model
 
-# output key -> file name suffix (restoration keeps the input's name)
-SUFFIXES = {"restored": "", "probability": "_prob", "mask": "_mask", "labels": "_labels"}
+# output key -> file name suffix (restoration keeps the input's name); tables get .csv
+SUFFIXES = {"restored": "", "probability": "_prob", "mask": "_mask", "labels": "_labels", "classes": "_classes"}
+TABLE_SUFFIXES = {"objects": "_objects"}
+FRAME_COLUMNS = ("frame", "z")  # table columns a plane-by-plane prediction adds
 
 
-def output_paths(stem: str, keys: list[str], output: Path, rois: bool, instance: bool = False,
-                 frames: bool = False) -> dict[str, Path]:
-    paths = {k: output / f"{stem}{SUFFIXES[k]}.tif" for k in keys}
+def output_paths(stem: str, keys: list[str], output: Path, rois: bool, frames: bool = False) -> dict[str, Path]:
+    """Every file one input gives: images, tables (+ TrackMate's CSV for time series), ROI zips."""
+    paths = {}
+    for k in keys:
+        paths[k] = output / (f"{stem}{TABLE_SUFFIXES[k]}.csv" if k in TABLE_SUFFIXES else f"{stem}{SUFFIXES[k]}.tif")
     if rois and "labels" in keys:
         paths["rois"] = output / f"{stem}_rois.zip"
-    if instance:
-        paths["objects"] = output / f"{stem}_objects.csv"
-        if frames:
-            paths["trackmate"] = output / f"{stem}_trackmate.csv"
+    if frames and "objects" in keys:
+        paths["trackmate"] = output / f"{stem}_trackmate.csv"
     return paths
 
 
-FRAME_AXES = ("T", "I", "Q")  # tifffile's letters for time and for stacks of unknown meaning
-
-
 def is_time_series(path: Path) -> bool:
-    """Whether a file is a 3D TIFF stack of 2D frames (axes TYX, or a plain stack), predicted frame by frame."""
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        return False
-    import tifffile
-
+    """Whether a file is a series of 2D frames (axes TYX), predicted frame by frame."""
     try:
-        with tifffile.TiffFile(path) as tif:
-            axes = tif.series[0].axes
-    except Exception:  # unreadable files are reported by read_image with the fix
+        return read_meta(path).axes == "TYX"
+    except UserError:  # unreadable files are reported by read_image with the fix
         return False
-    return len(axes) == 3 and axes[0] in FRAME_AXES
 
 
-def _predict_instances(loaded, image: np.ndarray, tile, frames: bool) -> tuple[np.ndarray, list[dict]]:
-    """Labels (YX, or TYX frame by frame) and one object row per label and frame."""
-    planes = image if frames else image[None]
-    labels, objects = [], []
-    for t, plane in enumerate(planes):
-        result = loaded.predict(np.asarray(plane), tile=tile)
-        labels.append(result["labels"])
-        objects += [({"frame": t} if frames else {}) | o for o in result.get("objects", [])]
-    return (np.stack(labels) if frames else labels[0]), objects
+def write_table(rows: list[dict], path: Path) -> Path:
+    """Rows as CSV (columns from the rows, plane columns first; floats with 6 significant digits)."""
+    cols = [c for c in FRAME_COLUMNS if rows and c in rows[0]]
+    cols += [c for c in (rows[0] if rows else {}) if c not in cols]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(cols or ["label"])
+        for r in rows:
+            writer.writerow([f"{r[c]:.6g}" if isinstance(r[c], float) else r[c] for c in cols])
+    return path
 
 
 def write_objects_csv(objects: list[dict], path: Path) -> Path:
     """Per-object CSV: [frame,] label, centroid_y, centroid_x (pixels), area (pixels), score."""
-    import csv
-
-    from ..data.io import atomic_path
-
-    frames = bool(objects) and "frame" in objects[0]
-    cols = (["frame"] if frames else []) + ["label", "centroid_y", "centroid_x", "area", "score"]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(cols)
-        for o in objects:
-            writer.writerow(([o["frame"]] if frames else []) + [o["label"], f"{o['y']:.6g}", f"{o['x']:.6g}",
-                                                                 o["area"], f"{o['score']:.6g}"])
-    return path
+    rows = [{**({c: o[c] for c in FRAME_COLUMNS if c in o}), "label": o["label"], "centroid_y": float(o["y"]),
+             "centroid_x": float(o["x"]), "area": o["area"], "score": float(o["score"])} for o in objects]
+    return write_table(rows, path)
 
 
 def write_trackmate(objects: list[dict], path: Path) -> Path:
@@ -81,12 +70,20 @@ def write_trackmate(objects: list[dict], path: Path) -> Path:
     return write_trackmate_csv(rows, path)
 
 
-def predict(model, input, output, *, rois: bool = False, tile: int | None = DEFAULT_TILE, overwrite: bool = False,
-            threshold: float | None = None, device: str | None = None, progress: str = "auto",
-            callback: Callable[[dict], bool | None] | None = None) -> list[dict[str, Path]]:
-    """Predict one file or every image of a folder into `output`; returns the written paths per input."""
-    from ..training.progress import Progress
+def _spacing_for(axes: str, meta_axes: str, spacing) -> tuple | None:
+    """The input's voxel size for an output's spatial axes (None when the input has none or they differ)."""
+    if not spacing:
+        return None
+    spatial_in = [a for a in meta_axes if a in "ZYX"]
+    by_axis = dict(zip(spatial_in, spacing))
+    out = [by_axis.get(a) for a in axes if a in "ZYX"]
+    return tuple(out) if all(v is not None for v in out) else None
 
+
+def predict(model, input, output, *, rois: bool = False, tile="auto", overwrite: bool = False,
+            threshold: float | None = None, device: str | None = None, axes: str | None = None,
+            progress: str = "auto", callback: Callable[[dict], bool | None] | None = None) -> list[dict[str, Path]]:
+    """Predict one file or every image of a folder into `output`; returns the written paths per input."""
     files = list_images(input, "input")
     output = Path(output)
     in_dir = Path(input).resolve() if Path(input).is_dir() else Path(input).resolve().parent
@@ -96,13 +93,10 @@ def predict(model, input, output, *, rois: bool = False, tile: int | None = DEFA
     if threshold is not None:  # the user's threshold wins over the training and QC ones
         loaded.config.pop("qc_threshold", None)
         loaded.config["threshold"] = float(threshold)
-        if loaded.task == "instance":  # StarDist: the object probability threshold of NMS
+        if "prob_thresh" in loaded.config:  # StarDist: the object probability threshold of NMS
             loaded.config["prob_thresh"] = float(threshold)
-    keys = {"restoration": ["restored"], "segmentation": ["probability", "mask", "labels"],
-            "instance": ["labels"]}[loaded.task]
-    instance = loaded.task == "instance"
-    planned = [(f, output_paths(f.stem, keys, output, rois, instance, instance and is_time_series(f)))
-               for f in files]
+    keys = loaded.network.output_keys(loaded.config)
+    planned = [(f, output_paths(f.stem, keys, output, rois, is_time_series(f))) for f in files]
     if not overwrite:
         for _, paths in planned:
             for p in paths.values():
@@ -113,27 +107,24 @@ def predict(model, input, output, *, rois: bool = False, tile: int | None = DEFA
     reporter.start(len(files), f"predict {loaded.dir.name}", unit="image")
     written = []
     for f, paths in planned:
-        image = read_image(f)
-        if instance:
-            frames = "trackmate" in paths
-            labels, objects = _predict_instances(loaded, np.asarray(image), tile, frames)
-            result = {"labels": labels}
-            write_tiff(paths["labels"], labels, "TYX" if frames else "YX")
-            write_objects_csv(objects, paths["objects"])
-            if frames:
-                write_trackmate(objects, paths["trackmate"])
-        else:
-            try:
-                result = loaded.predict(np.asarray(image), tile=tile)
-            except UserError as exc:  # the model refuses this image: say which one
-                raise UserError(f"{f}: {exc}") from None
-            for key in keys:
-                write_tiff(paths[key], result[key], "CYX" if np.ndim(result[key]) == 3 else "YX")
+        image, meta = read_image_with_meta(f, axes)
+        notes = len(loaded.notes)
+        try:
+            result = loaded.predict(np.asarray(image), tile=tile, axes=meta.axes)
+        except UserError as exc:  # the model refuses this image: say which one
+            raise UserError(f"{f}: {exc}") from None
+        for key, (array, out_axes) in result.images.items():
+            write_tiff(paths[key], array, out_axes, spacing=_spacing_for(out_axes, meta.axes, meta.spacing))
+        for key, rows in result.tables.items():
+            (write_objects_csv if key == "objects" else write_table)(rows, paths[key])
+        if "trackmate" in paths:
+            write_trackmate(result.tables["objects"], paths["trackmate"])
         if "rois" in paths:
             from ..fiji.rois import labels_to_roi_zip
 
             labels_to_roi_zip(result["labels"], paths["rois"])
         written.append(paths)
-        reporter.update({"event": "image", "file": str(f), "outputs": {k: str(v) for k, v in paths.items()}})
-    reporter.close({"event": "done", "output": str(output), "n": len(files)})
+        reporter.update({"event": "image", "file": str(f), "outputs": {k: str(v) for k, v in paths.items()},
+                         "notes": loaded.notes[notes:]})
+    reporter.close({"event": "done", "output": str(output), "n": len(files), "notes": sorted(set(loaded.notes))})
     return written

@@ -1,18 +1,25 @@
-"""Tiled inference with overlap: any image size, bounded memory, the same result as one pass."""
+"""Tiled inference with overlap in N dimensions: any image size, bounded memory, the same result as one pass.
+
+The tiler knows nothing about networks: it takes the per-axis numbers of a `Geometry` (size multiple,
+halo, output scale), so it serves YX images, ZYX stacks, grid-subsampled outputs (StarDist) and
+up-sampled outputs (Deep-STORM) alike."""
 
 from __future__ import annotations
 
-from typing import Callable
+import itertools
+from fractions import Fraction
+from typing import Callable, Sequence
 
 import numpy as np
 
 
-def _pad_to_multiple(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode="symmetric")
-    return x, (h, w)
+def _pad_to_multiple(x: np.ndarray, multiple: Sequence[int]) -> np.ndarray:
+    """Pad the trailing spatial axes symmetrically at their far end to multiples of `multiple`."""
+    nd = len(multiple)
+    pads = [(0, (-s) % m) for s, m in zip(x.shape[-nd:], multiple)]
+    if any(p for _, p in pads):
+        x = np.pad(x, [(0, 0)] * (x.ndim - nd) + pads, mode="symmetric")
+    return x
 
 
 def _starts(size: int, tile: int) -> list[int]:
@@ -22,36 +29,44 @@ def _starts(size: int, tile: int) -> list[int]:
     return sorted(set(starts))
 
 
-def predict_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: int | None,
-                  halo: int, multiple: int) -> np.ndarray:
-    """Apply `run` ((1, c, h, w) -> (1, C, h, w)) to a (h, w) or channels-first (c, h, w) image in tiles of
-    `tile` pixels plus `halo` context.
+def _scaled(n: int, scale: Fraction) -> int:
+    """Output length for an input length: exact for the padded sizes, rounded up for the crop."""
+    return int(-(-n * scale.numerator // scale.denominator))
 
-    Each tile's core is kept and its halo discarded, so with a halo at least the receptive field the
-    result equals a single pass over the whole image. `tile=None` or a tile as large as the image
-    predicts in one pass. A network whose output is subsampled by an integer stride `s` that divides
-    `multiple` (StarDist's grid) returns (1, C, h/s, w/s); the result is then (C, ceil(h/s), ceil(w/s))."""
-    h, w = image.shape[-2:]
-    padded, _ = _pad_to_multiple(image[None] if image.ndim == 3 else image[None, None], multiple)
-    if tile is None or (h <= tile and w <= tile):
-        result = run(padded)[0]
-        s = padded.shape[-2] // result.shape[-2]
-        return result[:, :-(-h // s), :-(-w // s)]
-    # Pad once, then cut windows on the 2**depth grid: every window sees the same pixels and the
+
+def predict_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile, halo, multiple,
+                  out_scale=None) -> np.ndarray:
+    """Apply `run` ((1, c, *window) -> (1, C, *window * scale)) to a channels-first image in tiles.
+
+    `image` has the spatial axes of `multiple` last, with or without one leading channel axis (the
+    number of spatial axes is `len(multiple)`, never guessed from `ndim`). `tile`, `halo`, `multiple`
+    and `out_scale` are per spatial axis (a single number applies to every axis; `tile=None` predicts
+    in one pass). Each tile's core is kept and its halo discarded, so with a halo at least the
+    receptive field the result equals a single pass. Returns (C, *ceil(size * scale))."""
+    multiple = tuple(int(m) for m in (multiple if isinstance(multiple, (tuple, list)) else (multiple,) * 2))
+    nd = len(multiple)
+    halo = tuple(int(h) for h in (halo if isinstance(halo, (tuple, list)) else (halo,) * nd))
+    scale = tuple(Fraction(s) for s in (out_scale if out_scale is not None else (1,) * nd))
+    spatial = image.shape[-nd:]
+    x = image.reshape((1, 1 if image.ndim == nd else image.shape[0]) + spatial)
+    padded = _pad_to_multiple(x, multiple)
+    full = padded.shape[2:]
+    crop = tuple(slice(0, _scaled(n, s)) for n, s in zip(spatial, scale))
+    tiles = tuple(tile if isinstance(tile, (tuple, list)) else (tile,) * nd) if tile is not None else None
+    if tiles is None or all(n <= t for n, t in zip(spatial, tiles)):
+        return run(padded)[0][(slice(None),) + crop]
+    # Pad once, then cut windows on the down-sampling grid: every window sees the same pixels and the
     # same pooling grid as the single pass does.
-    H, W = padded.shape[-2:]
-    tile = max(multiple, tile - tile % multiple)
-    halo = -(-halo // multiple) * multiple
+    tiles = tuple(max(m, t - t % m) for t, m in zip(tiles, multiple))
+    halo = tuple(-(-h // m) * m for h, m in zip(halo, multiple))
     out = None
-    for y0 in _starts(H, tile):
-        for x0 in _starts(W, tile):
-            y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
-            wy0, wx0 = max(0, y0 - halo), max(0, x0 - halo)
-            wy1, wx1 = min(H, y1 + halo), min(W, x1 + halo)
-            result = run(padded[:, :, wy0:wy1, wx0:wx1])[0]
-            s = (wy1 - wy0) // result.shape[-2]  # output stride: 1, or StarDist's grid
-            if out is None:
-                out = np.zeros((result.shape[0], H // s, W // s), dtype=result.dtype)
-            out[:, y0 // s:y1 // s, x0 // s:x1 // s] = \
-                result[:, (y0 - wy0) // s:(y1 - wy0) // s, (x0 - wx0) // s:(x1 - wx0) // s]
-    return out[:, :-(-h // s), :-(-w // s)]
+    for starts in itertools.product(*(_starts(n, t) for n, t in zip(full, tiles))):
+        core = [(s, min(s + t, n)) for s, t, n in zip(starts, tiles, full)]
+        window = [(max(0, a - h), min(n, b + h)) for (a, b), h, n in zip(core, halo, full)]
+        result = run(padded[(slice(None), slice(None)) + tuple(slice(a, b) for a, b in window)])[0]
+        if out is None:
+            out = np.zeros((result.shape[0],) + tuple(int(n * s) for n, s in zip(full, scale)), dtype=result.dtype)
+        dst = tuple(slice(int(a * s), int(b * s)) for (a, b), s in zip(core, scale))
+        src = tuple(slice(int((a - w0) * s), int((b - w0) * s)) for (a, b), (w0, _), s in zip(core, window, scale))
+        out[(slice(None),) + dst] = result[(slice(None),) + src]
+    return out[(slice(None),) + crop]

@@ -1,4 +1,6 @@
-"""Error maps that show where a model fails: values for Fiji (TIFF), colours for people (PNG, plots.py)."""
+"""Error maps that show where a model fails: values for Fiji (TIFF), colours for people (PNG, plots.py).
+
+Every map has the shape of its input: an image (Y, X) or a volume (Z, Y, X) of one channel."""
 
 from __future__ import annotations
 
@@ -10,22 +12,26 @@ ERROR_COLOURS = {TP: (0.2, 0.8, 0.2), FP: (0.95, 0.1, 0.85), FN: (0.1, 0.75, 1.0
 
 
 def rse_map(prediction, target) -> np.ndarray:
-    """Root-squared error |prediction - target| per pixel, in the target's units (float32)."""
+    """Root-squared error |prediction - target| per pixel (voxel), in the target's units (float32)."""
     return np.abs(np.asarray(prediction, np.float64) - np.asarray(target, np.float64)).astype(np.float32)
 
 
 def ssim_map(prediction, target, data_range: float) -> np.ndarray:
-    """Local SSIM (7x7 window, scikit-image) per pixel (float32); the image's SSIM is its mean
-    without the 3-pixel border, as scikit-image computes it."""
-    from skimage.metrics import structural_similarity
+    """Local SSIM per pixel (voxel) (float32), with the window of `restoration_metrics` (7x7, 7x7x7 on
+    volumes, smaller on thin stacks, per-plane 2D maps on 1-2 planes: `metrics.ssim_win_size`); the image's
+    SSIM is its mean without the (window // 2)-pixel border, as scikit-image computes it."""
+    from .metrics import _ssim
 
-    _, full = structural_similarity(np.asarray(target, np.float64), np.asarray(prediction, np.float64),
-                                    data_range=data_range, full=True)
-    return full.astype(np.float32)
+    t, p = np.asarray(target, np.float64), np.asarray(prediction, np.float64)
+    if t.shape != p.shape:
+        raise ValueError(f"prediction {p.shape} and target {t.shape} differ in shape")
+    _, full = _ssim(t, p, data_range, full=True)
+    return np.asarray(full, np.float32)
 
 
 def error_codes(pred_mask, true_mask) -> np.ndarray:
-    """Pixel map: 0 true negative, 1 TP, 2 FP, 3 FN (uint8)."""
+    """Pixel (voxel) map: 0 true negative, 1 TP, 2 FP, 3 FN (uint8). The codes grow with severity, so
+    `codes.max(axis=0)` projects a volume's map along Z showing errors before hits."""
     pred = np.asarray(pred_mask, bool)
     true = np.asarray(true_mask, bool)
     out = np.zeros(pred.shape, np.uint8)
@@ -36,7 +42,8 @@ def error_codes(pred_mask, true_mask) -> np.ndarray:
 
 
 def instance_error_codes(true_labels, pred_labels, iou_threshold: float = 0.5) -> np.ndarray:
-    """Object map: matched predicted objects TP, unmatched predicted FP, unmatched true objects FN."""
+    """Object map: matched predicted objects TP, unmatched predicted FP, unmatched true objects FN.
+    2D or 3D label images (stardist.matching matches objects by pixel or voxel IoU)."""
     from stardist.matching import matching
 
     true = np.asarray(true_labels)
@@ -52,11 +59,17 @@ def instance_error_codes(true_labels, pred_labels, iou_threshold: float = 0.5) -
     return out
 
 
-def overlay(image, codes) -> np.ndarray:
-    """RGB float image: the grey input (percentile-stretched) with TP/FP/FN coloured over it."""
+def overlay(image, codes, axes: str | None = None) -> np.ndarray:
+    """RGB float image: the grey input (percentile-stretched) with TP/FP/FN coloured over it.
+
+    A volume (Z, Y, X) gives a stack of RGB planes (Z, Y, X, 3), stretched by one percentile range for
+    the whole stack so planes compare. `axes` (e.g. "YXC", "ZYX") says how to read `image` when its shape
+    is ambiguous (see `baselines.gray`); `codes` has the shape of the single-channel image."""
     from .baselines import gray
 
-    g = gray(image)
+    g = gray(image, axes)
+    if g.shape != np.shape(codes):
+        raise ValueError(f"image {g.shape} (as grey) and codes {np.shape(codes)} differ in shape")
     lo, hi = np.percentile(g, (1, 99.8)) if g.size else (0, 1)
     g = np.clip((g - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
     rgb = np.repeat(g[..., None], 3, axis=-1)

@@ -2,6 +2,7 @@
 
 Conventions (docs/qc.md explains them to users):
 
+* Images are 2D (Y, X) or volumes (Z, Y, X) of one channel; functions tell them apart by `ndim`.
 * Restoration: scikit-image definitions with the data range given explicitly (never inferred
   from the images, which would make scores depend on the prediction). NRMSE is
   `normalized_root_mse(target, prediction, normalization="min-max")`: the RMSE divided by the
@@ -9,6 +10,8 @@ Conventions (docs/qc.md explains them to users):
 * Semantic segmentation: pixel counts; a ratio whose denominator is zero is 1.0 when both masks
   are empty (perfect agreement) and 0.0 otherwise. A pixel is foreground when
   `probability >= threshold`.
+* Multi-class segmentation: per-class pixel IoU/Dice of class-label masks, averaged over the
+  foreground classes (class 0 is the background).
 * Instance segmentation: `stardist.matching` (one-to-one matching by IoU). "AP" is the
   Data Science Bowl 2018 definition that StarDist reports as `accuracy`: tp / (tp + fp + fn);
   mean AP averages it over IoU 0.5:0.05:0.95. When both images are empty every ratio is 1.0.
@@ -26,7 +29,7 @@ import numpy as np
 
 # One line per metric for reports and docs: what it measures and which way is better.
 METRIC_HELP = {
-    "ssim": "structural similarity (0-1; 1 = identical structure), scikit-image, 7x7 window",
+    "ssim": "structural similarity (0-1; 1 = identical structure), scikit-image, 7x7 window (7x7x7 on stacks)",
     "psnr": "peak signal-to-noise ratio in dB for the data range (higher is better)",
     "nrmse": "root-mean-square error divided by the target's (max - min) (lower is better)",
     "iou": "intersection over union of foreground pixels, Jaccard index (0-1)",
@@ -57,13 +60,47 @@ INSTANCE_KEYS = ("tp", "fp", "fn", "precision", "recall", "accuracy", "f1",
 
 # --- restoration -------------------------------------------------------------------------------
 
+SSIM_WINDOW = 7  # scikit-image's default side of the uniform SSIM window
+
+
+def ssim_win_size(shape) -> int | None:
+    """SSIM window side for an image (Y, X) or a volume (Z, Y, X): scikit-image's 7, except for volumes
+    with a side under 7 (thin stacks: few planes), which get the largest odd side <= their smallest side
+    (at least 3); None when even 3 does not fit (1-2 planes), meaning per-plane 2D SSIM.
+
+    2D images keep the 7x7 window (they need at least 7 pixels per axis), so 2D scores never change."""
+    shape = tuple(shape)
+    if len(shape) != 3 or min(shape) >= SSIM_WINDOW:
+        return SSIM_WINDOW
+    w = min(shape) if min(shape) % 2 else min(shape) - 1
+    return w if w >= 3 else None
+
+
+def _ssim(target: np.ndarray, prediction: np.ndarray, data_range: float, full: bool = False):
+    """SSIM (and, with `full`, the local SSIM map) by the `ssim_win_size` rule; a volume too thin for a 3D
+    window is scored as the mean of its planes' 2D SSIM (the map is then the stack of per-plane maps)."""
+    from skimage.metrics import structural_similarity
+
+    win = ssim_win_size(target.shape)
+    if win is not None:
+        return structural_similarity(target, prediction, data_range=data_range, win_size=win, full=full)
+    per_plane = [structural_similarity(t, p, data_range=data_range, full=full) for t, p in zip(target, prediction)]
+    if not full:
+        return float(np.mean(per_plane))
+    return float(np.mean([v for v, _ in per_plane])), np.stack([m for _, m in per_plane])
+
+
 def restoration_metrics(prediction, target, data_range: float) -> dict:
     """SSIM, PSNR and NRMSE of `prediction` against `target` with an explicit `data_range`.
 
-    SSIM uses scikit-image's default 7x7 window (images need at least 7 pixels per axis);
-    PSNR is infinite for a perfect prediction; NRMSE is NaN for a constant target.
+    One channel: an image (Y, X) or a volume (Z, Y, X), told apart by `ndim` (split channels first).
+    SSIM uses scikit-image's 7x7 window (images need at least 7 pixels per axis) and a 7x7x7 window on
+    volumes; a volume with fewer than 7 planes gets the largest odd window that fits (>= 3), and one with
+    1-2 planes the mean of its per-plane 2D SSIM (see `ssim_win_size`).
+    PSNR and NRMSE are pixel-wise, hence the same in any dimension: PSNR is infinite for a perfect
+    prediction; NRMSE is NaN for a constant target.
     """
-    from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio, structural_similarity
+    from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio
 
     pred = np.asarray(prediction, dtype=np.float64)
     true = np.asarray(target, dtype=np.float64)
@@ -75,7 +112,7 @@ def restoration_metrics(prediction, target, data_range: float) -> dict:
     psnr = float("inf") if mse == 0 else float(peak_signal_noise_ratio(true, pred, data_range=data_range))
     span = float(true.max() - true.min())
     nrmse = float(normalized_root_mse(true, pred, normalization="min-max")) if span > 0 else float("nan")
-    ssim = float(structural_similarity(true, pred, data_range=data_range))
+    ssim = float(_ssim(true, pred, data_range))
     return {"ssim": ssim, "psnr": psnr, "nrmse": nrmse}
 
 
@@ -152,6 +189,39 @@ def best_threshold(sweep_rows: Sequence[Mapping], key: str = "iou") -> float:
     return float(best["threshold"])
 
 
+def multiclass_metrics(pred_classes, true_classes, n_classes: int) -> dict:
+    """Per-class pixel IoU and Dice of two class-label masks (2D or 3D, any shape alike), for multi-label
+    U-Nets: `n_classes` counts the background, so labels are 0 (background) .. n_classes - 1.
+
+    Keys `iou_c1`, `dice_c1`, ... for each foreground class k >= 1, and `iou`, `dice`: their means over the
+    foreground classes (background would dominate any average). A class absent from both masks scores
+    1.0 (perfect agreement), as empty masks do in `segmentation_metrics`.
+    """
+    pred = np.asarray(pred_classes)
+    true = np.asarray(true_classes)
+    if pred.shape != true.shape:
+        raise ValueError(f"prediction {pred.shape} and target {true.shape} differ in shape")
+    n = int(n_classes)
+    if n < 2:
+        raise ValueError("n_classes counts the background and must be at least 2")
+    for name, a in (("prediction", pred), ("target", true)):
+        whole = np.issubdtype(a.dtype, np.integer) or bool(np.all(a == np.round(a)))
+        if a.size and (not whole or a.min() < 0 or a.max() >= n):
+            raise ValueError(f"{name} labels must be integers 0..{n - 1}")
+    # confusion matrix by one bincount: rows true class, columns predicted class
+    conf = np.bincount(true.astype(np.int64).ravel() * n + pred.astype(np.int64).ravel(),
+                       minlength=n * n).reshape(n, n)
+    out = {}
+    for k in range(1, n):
+        tp = int(conf[k, k])
+        fp, fn = int(conf[:, k].sum()) - tp, int(conf[k, :].sum()) - tp
+        c = metrics_from_counts(tp, fp, fn)
+        out[f"iou_c{k}"], out[f"dice_c{k}"] = c["iou"], c["dice"]
+    out["iou"] = float(np.mean([out[f"iou_c{k}"] for k in range(1, n)]))
+    out["dice"] = float(np.mean([out[f"dice_c{k}"] for k in range(1, n)]))
+    return out
+
+
 # --- instance segmentation ---------------------------------------------------------------------
 
 def _stats_dict(stats, both_empty: bool) -> dict:
@@ -166,6 +236,8 @@ def _stats_dict(stats, both_empty: bool) -> dict:
 
 def instance_metrics_many(true_labels, pred_labels) -> dict:
     """Instance metrics with object counts pooled over images (stardist.matching_dataset).
+
+    Label images may be 2D or 3D (objects matched by voxel IoU); one pair's shapes must agree.
 
     Returns `at_0.5` (dict), `per_threshold` (rows for IoU 0.1..0.9) and `mean_ap`
     (tp / (tp + fp + fn) averaged over IoU 0.5:0.05:0.95, the DSB 2018 definition).

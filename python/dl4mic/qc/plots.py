@@ -65,6 +65,30 @@ def loss_curves(log: dict, log_scale: bool = False, title: str = "Training and v
     return fig
 
 
+def views(volume, projection: str = "max", rgb: bool = False) -> list[tuple[str, np.ndarray]]:
+    """What a figure shows of an image: [("", image)] for 2D; for a volume (Z, Y, X) two views, the middle
+    Z plane and the projection along Z ("max": brightest voxel, the usual MIP; "min": e.g. the worst SSIM),
+    each with a title that says which. Shared by QC figures and reports so every page shows volumes alike.
+
+    `rgb`: the last axis holds colour, so (Y, X, 3) is 2D and (Z, Y, X, 3) a volume (projected per channel).
+    Otherwise `ndim` decides (2: YX, 3: ZYX): give one channel."""
+    a = np.asarray(volume)
+    nd = a.ndim - int(bool(rgb))
+    if nd == 2:
+        return [("", a)]
+    if nd != 3:
+        raise ValueError(f"expected an image or a volume (Z, Y, X){' of RGB' if rgb else ''}, not shape {a.shape}")
+    if projection not in ("max", "min"):
+        raise ValueError(f"projection must be 'max' or 'min', not {projection!r}")
+    z = a.shape[0]
+    proj = a.max(axis=0) if projection == "max" else a.min(axis=0)
+    return [(f"middle Z plane {z // 2 + 1}/{z}", a[z // 2]), (f"{projection} projection along Z", proj)]
+
+
+def _title(what: str, view: str) -> str:
+    return f"{what}\n{view}" if view else what
+
+
 def _show(ax, image, title, cmap="gray", vmin=None, vmax=None, colorbar=False):
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[-1] not in (3, 4):  # a stack: show the middle plane
@@ -81,37 +105,79 @@ def _limits(image):
     return float(lo), float(hi if hi > lo else lo + 1)
 
 
+def _grid(n_rows: int, n_cols: int, size: tuple[float, float], **margins):
+    """Figure and a (rows, cols) array of axes; one row keeps the 2D figure's exact size and margins,
+    two rows (volumes) double the height and leave room for two-line titles."""
+    w, h = size
+    if n_rows > 1:
+        h = h * n_rows - 0.2
+        margins = {**margins, "top": 0.9, "bottom": margins.get("bottom", 0.02) / n_rows + 0.01, "hspace": 0.3}
+    fig = Figure(figsize=(w, h))  # fixed margins: constrained layout doubles the time per image
+    axes = np.asarray(fig.subplots(n_rows, n_cols, gridspec_kw=margins, squeeze=False))
+    return fig, axes
+
+
 def restoration_figure(name, source, target, prediction, rse, ssim, scores: dict | None = None) -> Figure:
-    """Input, target, prediction (target's contrast), root-squared error and SSIM maps of one image."""
-    fig = Figure(figsize=(12, 3.0))  # fixed margins: constrained layout doubles the time per image
-    axes = fig.subplots(1, 5, gridspec_kw={"left": 0.01, "right": 0.97, "top": 0.84, "bottom": 0.02, "wspace": 0.3})
-    lo, hi = _limits(target)
-    _show(axes[0], source, "input", vmin=_limits(source)[0], vmax=_limits(source)[1])
-    _show(axes[1], target, "target")
-    _show(axes[2], prediction, "prediction", vmin=lo, vmax=hi)
-    _show(axes[3], rse, "root-squared error", cmap="inferno", colorbar=True)
-    _show(axes[4], ssim, "SSIM map", cmap="viridis", vmin=0, vmax=1, colorbar=True)
+    """Input, target, prediction (target's contrast), root-squared error and SSIM maps of one image.
+
+    A volume (Z, Y, X) gets two rows (`views`): the middle Z plane and the maximum-intensity projection
+    along Z; the SSIM map's projection is the minimum (the worst SSIM along Z). Contrast is set per view."""
+    rows = [views(source), views(target), views(prediction), views(rse), views(ssim, projection="min")]
+    n = min(len(r) for r in rows)
+    fig, axes = _grid(n, 5, (12, 3.0), left=0.01, right=0.97, top=0.84, bottom=0.02, wspace=0.3)
+    for i in range(n):
+        (sv, s), (tv, t), (pv, p), (rv, r), (qv, q) = (v[i] for v in rows)
+        lo, hi = _limits(t)
+        slo, shi = _limits(s)
+        _show(axes[i, 0], s, _title("input", sv), vmin=slo, vmax=shi)
+        _show(axes[i, 1], t, _title("target", tv))
+        _show(axes[i, 2], p, _title("prediction", pv), vmin=lo, vmax=hi)
+        _show(axes[i, 3], r, _title("root-squared error", rv), cmap="inferno", colorbar=True)
+        _show(axes[i, 4], q, _title("SSIM map", qv), cmap="viridis", vmin=0, vmax=1, colorbar=True)
     text = f"{name}" + ("" if not scores else "   " + "   ".join(f"{k.upper()} {v:.3f}" for k, v in scores.items()))
     fig.suptitle(text, fontsize=10)
     return fig
 
 
-def segmentation_figure(name, source, true_mask, probability, overlay_rgb, scores: dict | None = None) -> Figure:
-    """Input, ground truth, probability and the TP/FP/FN overlay of one image."""
+def segmentation_figure(name, source, true_mask, probability, overlay_rgb, scores: dict | None = None,
+                        codes=None) -> Figure:
+    """Input, ground truth, probability and the TP/FP/FN overlay of one image.
+
+    The mask's `ndim` tells a volume (Z, Y, X) from an image (the input may have a colour axis more).
+    A volume gets two rows (`views`): the middle Z plane, then projections along Z: maximum of the input,
+    the probability and the masks (a pixel is foreground if any plane is). Give the error `codes`
+    (`maps.error_codes`) so the projected overlay shows, per pixel, the worst code along Z (FN over FP
+    over TP); without them it is the per-channel maximum of `overlay_rgb`, which only roughly shows errors."""
     from matplotlib.patches import Patch
 
-    fig = Figure(figsize=(12, 3.4))
-    axes = fig.subplots(1, 4, gridspec_kw={"left": 0.01, "right": 0.99, "top": 0.85, "bottom": 0.1, "wspace": 0.15})
-    _show(axes[0], source, "input")
-    _show(axes[1], true_mask, "ground truth", vmin=0, vmax=1)
-    if probability is not None:
-        _show(axes[2], probability, "prediction", cmap="magma", vmin=0, vmax=1, colorbar=True)
-    else:
-        axes[2].set_axis_off()
-    _show(axes[3], overlay_rgb, "errors")
+    true = np.asarray(true_mask)
+    src = np.asarray(source)
+    rgb_source = src.ndim == true.ndim + 1
+    src_views = views(src, rgb=rgb_source)
+    true_views = views(true.astype(np.uint8) if true.dtype == bool else true)
+    prob_views = views(probability) if probability is not None else None
+    over_views = views(overlay_rgb, rgb=True)
+    if codes is not None and len(over_views) > 1:
+        from .baselines import gray
+        from .maps import overlay
+
+        g = gray(src, "ZYXC" if rgb_source else "ZYX")
+        over_views[1] = ("worst along Z (FN > FP > TP)",
+                         overlay(g.max(axis=0), np.asarray(codes).max(axis=0)))
+    n_rows = len(true_views)
+    fig, axes = _grid(n_rows, 4, (12, 3.4), left=0.01, right=0.99, top=0.85, bottom=0.1, wspace=0.15)
+    for i in range(n_rows):
+        _show(axes[i, 0], src_views[i][1], _title("input", src_views[i][0]))
+        _show(axes[i, 1], true_views[i][1], _title("ground truth", true_views[i][0]), vmin=0, vmax=1)
+        if prob_views is not None:
+            _show(axes[i, 2], prob_views[i][1], _title("prediction", prob_views[i][0]), cmap="magma", vmin=0,
+                  vmax=1, colorbar=True)
+        else:
+            axes[i, 2].set_axis_off()
+        _show(axes[i, 3], over_views[i][1], _title("errors", over_views[i][0]))
     handles = [Patch(color=ERROR_COLOURS[c], label=n) for c, n in ((TP, "TP"), (FP, "FP"), (FN, "FN"))]
-    axes[3].legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8,
-                   frameon=False)
+    axes[-1, 3].legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8,
+                       frameon=False)
     text = f"{name}" + ("" if not scores else "   " + "   ".join(f"{k} {v:.3f}" for k, v in scores.items()))
     fig.suptitle(text, fontsize=10)
     return fig

@@ -18,11 +18,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.io import atomic_path, channels_first, dtype_range, read_image, write_tiff
+from ..data.io import atomic_path, channels_first, dtype_range, read_image, read_image_with_meta, write_tiff
 from ..errors import UserError
 from . import baselines as bl
 from . import maps, plots
-from .metrics import (AP_THRESHOLDS, best_threshold, instance_metrics, instance_metrics_many,
+from .metrics import (AP_THRESHOLDS, best_threshold, instance_metrics, instance_metrics_many, multiclass_metrics,
                       restoration_metrics, segmentation_metrics, threshold_sweep_many)
 
 MAX_FIGURES = 16  # per-image PNG figures (TIFF maps are written for every image)
@@ -90,19 +90,28 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def _planes(image: np.ndarray) -> list[np.ndarray]:
-    """The 2D planes QC scores: the image itself, or each channel of a channels-first multichannel image."""
-    return [image] if image.ndim == 2 else list(image)
+def _read(m, path: Path) -> tuple[np.ndarray, str, tuple | None]:
+    """A test image channels-first, its axes in that order, and its voxel size: the file's own axes where
+    its metadata records them, else those the model was trained on (or the stated rule)."""
+    arr, meta = read_image_with_meta(path)
+    ax = m.image_axes(arr) if meta.origin == "rule" and hasattr(m, "image_axes") else meta.axes
+    image = channels_first(arr, ax)
+    return image, ("C" + ax.replace("C", "")) if "C" in ax else ax, meta.spacing
+
+
+def _planes(image: np.ndarray, axes: str) -> list[np.ndarray]:
+    """What QC scores one by one: the image (2D or a whole volume), or each channel of a multichannel one."""
+    return list(image) if axes.startswith("C") else [image]
 
 
 def _restored_planes(m, s_path: Path, t_path: Path | None):
-    """Predict one test image and yield (row keys, file stem, source, target or None, prediction) per plane:
+    """Predict one test image and yield (row keys, file stem, source, target or None, prediction) per channel:
     multichannel images are scored channel by channel (rows carry `channel`, files end in _c1, _c2, ...)."""
-    source = channels_first(read_image(s_path))
-    target = channels_first(read_image(t_path)) if t_path is not None else None
-    pred = np.asarray(m.predict(source)["restored"], dtype=np.float32)
+    source, axes, _ = _read(m, s_path)
+    target = _read(m, t_path)[0] if t_path is not None else None
+    pred = np.asarray(m.predict(source, axes=axes)["restored"], dtype=np.float32)
     _check_shape(s_path, pred, target if target is not None else source, "target" if target is not None else "input")
-    if pred.ndim == 2:
+    if not axes.startswith("C"):
         yield {"image": s_path.name}, _stem(s_path), source, target, pred
         return
     for c in range(pred.shape[0]):
@@ -121,12 +130,16 @@ def _qc_restoration(m, pairs, out: Path, progress) -> dict:
             lo, hi = min(lo, float(arr.min())), max(hi, float(arr.max()))
         data_range = hi - lo if hi > lo else 1.0
         rule = "float targets: max - min over the test targets"
-    sources = [p for s, _ in pairs[:bl.SIGMA_PAIRS] for p in _planes(channels_first(read_image(s)))]
-    targets = [p for _, t in pairs[:bl.SIGMA_PAIRS] for p in _planes(channels_first(read_image(t)))]
+    first = [_read(m, s) for s, _ in pairs[:bl.SIGMA_PAIRS]]
+    sources = [p for image, axes, _ in first for p in _planes(image, axes)]
+    targets = [p for (_, axes, _), (_, t) in zip(first, pairs) for p in _planes(_read(m, t)[0], axes)]
     comparable = all(s.shape == t.shape for s, t in zip(sources, targets))
     # Baselines are fitted to the target's units only when the model itself maps to other units.
     fit = ((getattr(m, "config", None) or {}).get("normalization", {}).get("target") or {}).get("method") == "fixed"
-    sigma, sigma_scores = bl.choose_sigma(sources, targets, data_range, fit=fit) if comparable else (None, {})
+    volume = "Z" in first[0][1]
+    spacing = first[0][2] or (getattr(m, "config", None) or {}).get("spacing") if volume else None
+    sigma, sigma_scores = bl.choose_sigma(sources, targets, data_range, fit=fit, spacing=spacing) \
+        if comparable else (None, {})
     del sources, targets
 
     rows = []
@@ -161,100 +174,8 @@ def _qc_restoration(m, pairs, out: Path, progress) -> dict:
 
 # --- restoration without ground truth (e.g. Noise2Void on the images it denoises) -------------------------
 
-NYQUIST_FRACTIONS = ((0.5, 0.0), (0.0, 0.5), (0.5, 0.5), (0.25, 0.0), (0.0, 0.25), (0.25, 0.25),
-                     (0.25, 0.5), (0.5, 0.25))
-
-
-def power_spectrum(image: np.ndarray) -> np.ndarray:
-    """Centred power spectrum of an image (mean removed, Hann window against edge leakage)."""
-    a = np.asarray(image, np.float64)
-    a = a - a.mean()
-    win = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
-    return np.fft.fftshift(np.abs(np.fft.fft2(a * win)) ** 2)
-
-
-def checkerboard_peak(image: np.ndarray, radius: int = 3) -> float:
-    """How much the power at the periods of 2 and 4 pixels stands above its neighbourhood in the spectrum:
-    the largest ratio (power within 1 bin of such a frequency) / (median power of the ring around it).
-    About 1 for images without grid artefacts; Noise2Void's checkerboard artefacts give clear peaks."""
-    ps = power_spectrum(image)
-    h, w = ps.shape
-    if min(h, w) < 16:
-        return float("nan")
-    cy, cx = h // 2, w // 2
-    best = 0.0
-    for fy, fx in NYQUIST_FRACTIONS:
-        for sy in (1, -1):
-            y, x = cy + int(round(sy * fy * h)), cx + int(round(fx * w))
-            y, x = min(max(y, 0), h - 1), min(max(x, 0), w - 1)
-            ys, xs = np.ogrid[:h, :w]
-            # wrap-around distance so peaks at the spectrum's border (Nyquist) have a full ring
-            d = np.maximum(np.minimum(np.abs(ys - y), h - np.abs(ys - y)), np.minimum(np.abs(xs - x), w - np.abs(xs - x)))
-            peak = ps[d <= 1].max()
-            ring = ps[(d > 1) & (d <= radius + 1)]
-            if ring.size:
-                best = max(best, float(peak / max(np.median(ring), 1e-30)))
-    return best
-
-
-def _lag1_correlation(a: np.ndarray) -> float:
-    """Mean correlation of neighbouring pixels (x and y): about 0 for white noise, high for structure."""
-    a = np.asarray(a, np.float64) - np.mean(a)
-    den = float((a * a).mean())
-    if den <= 0:
-        return float("nan")
-    return float(0.5 * ((a[:, 1:] * a[:, :-1]).mean() + (a[1:] * a[:-1]).mean()) / den)
-
-
-def noise_sigma(image: np.ndarray) -> float:
-    """Standard deviation of additive white noise, estimated from one image (Immerkaer 1996: the mean absolute
-    response to a Laplacian difference mask that cancels smooth signal)."""
-    from scipy import ndimage
-
-    a = np.asarray(image, np.float64)
-    if min(a.shape) < 3:
-        return float("nan")
-    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
-    r = ndimage.convolve(a, k, mode="reflect")[1:-1, 1:-1]
-    return float(np.sqrt(np.pi / 2) * np.abs(r).mean() / 6.0)
-
-
-def residual_statistics(source: np.ndarray, prediction: np.ndarray) -> dict:
-    """Scores of a denoising without ground truth, from the input and its prediction only.
-
-    residual = input - prediction is what the model removed. For a good denoiser it looks like the noise:
-    mean near 0, std near the input's noise level (`noise_sigma`, estimated from the input alone),
-    little correlation between neighbouring pixels and none with the prediction. Structure in the residual
-    (high `residual_lag1`, `residual_prediction_corr`) means signal was removed too."""
-    s, p = np.asarray(source, np.float64), np.asarray(prediction, np.float64)
-    r = s - p
-    corr = np.corrcoef(r.ravel(), p.ravel())[0, 1] if r.std() > 0 and p.std() > 0 else float("nan")
-    return {"residual_mean": float(r.mean()), "residual_std": float(r.std()),
-            "noise_sigma": noise_sigma(s), "input_std": float(s.std()), "prediction_std": float(p.std()),
-            "residual_lag1": _lag1_correlation(r), "residual_prediction_corr": float(corr),
-            "input_checkerboard": checkerboard_peak(s), "prediction_checkerboard": checkerboard_peak(p)}
-
-
-def denoising_figure(name: str, source, prediction, stats: dict | None = None):
-    """Input, prediction (same contrast), residual and the residual's power spectrum (log) of one image."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(12, 3.2))
-    axes = fig.subplots(1, 4, gridspec_kw={"left": 0.01, "right": 0.97, "top": 0.82, "bottom": 0.02, "wspace": 0.3})
-    lo, hi = plots._limits(source)
-    res = np.asarray(source, np.float64) - np.asarray(prediction, np.float64)
-    rl = float(np.percentile(np.abs(res), 99.5)) or 1.0
-    plots._show(axes[0], source, "input", vmin=lo, vmax=hi)
-    plots._show(axes[1], prediction, "prediction (input's contrast)", vmin=lo, vmax=hi)
-    plots._show(axes[2], res, "residual: input - prediction", cmap="RdBu_r", vmin=-rl, vmax=rl, colorbar=True)
-    plots._show(axes[3], np.log10(power_spectrum(prediction) + 1e-12), "prediction power spectrum (log)",
-                cmap="magma")
-    text = name
-    if stats:
-        text += (f"   residual std {stats['residual_std']:.3g} (noise estimate {stats['noise_sigma']:.3g})"
-                 f"   neighbour corr. {stats['residual_lag1']:.2f}   grid peak {stats['prediction_checkerboard']:.1f}")
-    fig.suptitle(text, fontsize=9)
-    return fig
+from .residuals import (NYQUIST_FRACTIONS, _lag1_correlation, checkerboard_peak,  # noqa: E402,F401
+                        denoising_figure, noise_sigma, power_spectrum, residual_statistics)
 
 
 def _qc_restoration_no_gt(m, pairs, out: Path, progress) -> dict:
@@ -292,8 +213,11 @@ def _qc_segmentation(m, pairs, out: Path, progress) -> dict:
     model_threshold = float(config.get("threshold", (config.get("parameters") or {}).get("threshold", 0.5)))
     sources, truths, probs, preds = [], [], [], []
     for i, (s_path, t_path) in enumerate(pairs):
-        source, truth = read_image(s_path), _true_mask(read_image(t_path), config)
-        result = m.predict(source)
+        source, axes, _ = _read(m, s_path)
+        result = m.predict(source, axes=axes)
+        if "classes" in result:
+            return _qc_classes(m, pairs, out, progress)
+        truth = _true_mask(_read(m, t_path)[0], config)
         prob = np.asarray(result["probability"], dtype=np.float32)
         _check_shape(s_path, prob, truth, "mask")
         pred = np.asarray(result["mask"]) != 0 if "mask" in result else prob >= model_threshold
@@ -303,7 +227,7 @@ def _qc_segmentation(m, pairs, out: Path, progress) -> dict:
         sources.append(source), truths.append(truth), probs.append(prob), preds.append(pred)
         if progress:
             progress(i + 1, len(pairs), s_path.name)
-    otsu, polarity, otsu_t = bl.otsu_baseline(sources, truths)
+    otsu, polarity, otsu_t = bl.otsu_baseline(sources, truths, axes=axes)
     sweep = threshold_sweep_many(probs, truths)
     best = best_threshold(sweep, "iou")
     rows = []
@@ -320,7 +244,7 @@ def _qc_segmentation(m, pairs, out: Path, progress) -> dict:
         if i < MAX_FIGURES:
             scores = {k: row[f"model_{k}"] for k in ("iou", "dice")}
             plots.save(plots.segmentation_figure(name, sources[i], truths[i], probs[i],
-                                                 maps.overlay(sources[i], codes), scores),
+                                                 maps.overlay(sources[i], codes, axes=axes), scores, codes=codes),
                        out / "maps" / f"{name}.png")
     plots.save(plots.sweep_figure(sweep, best, model_threshold), out / "threshold_sweep.png")
     at_best = next(r for r in sweep if r["threshold"] == best)
@@ -331,18 +255,42 @@ def _qc_segmentation(m, pairs, out: Path, progress) -> dict:
             "main_metric": "iou"}
 
 
+def _qc_classes(m, pairs, out: Path, progress) -> dict:
+    """Multi-class masks (0 = background, 1..K): per-class IoU/Dice and their means; no threshold to sweep."""
+    k = int((m.config.get("parameters") or {}).get("n_classes", 1))
+    rows = []
+    for i, (s_path, t_path) in enumerate(pairs):
+        source, axes, _ = _read(m, s_path)
+        truth = _read(m, t_path)[0]
+        pred = np.asarray(m.predict(source, axes=axes)["classes"])
+        _check_shape(s_path, pred, truth, "class mask")
+        write_tiff(out / "predictions" / f"{_stem(s_path)}_classes.tif", pred.astype(np.uint8), axes)
+        scores = multiclass_metrics(pred, truth, k + 1)
+        rows.append({"image": s_path.name, **{f"model_{key}": v for key, v in scores.items()}})
+        codes = maps.error_codes(pred > 0, truth > 0)
+        if i < MAX_FIGURES:
+            plots.save(plots.segmentation_figure(_stem(s_path), source, truth > 0, None,
+                                                 maps.overlay(source, codes, axes=axes),
+                                                 {"iou": scores["iou"], "dice": scores["dice"]}, codes=codes),
+                       out / "maps" / f"{_stem(s_path)}.png")
+        if progress:
+            progress(i + 1, len(pairs), s_path.name)
+    return {"rows": rows, "baselines": {}, "extras": {"n_classes": k}, "main_metric": "iou"}
+
+
 def _qc_instance(m, pairs, out: Path, progress) -> dict:
     sources, truths, preds = [], [], []
     for i, (s_path, t_path) in enumerate(pairs):
-        source, truth = read_image(s_path), read_image(t_path)
-        pred = np.asarray(m.predict(source)["labels"])
+        source, axes, _ = _read(m, s_path)
+        truth = _read(m, t_path)[0]
+        pred = np.asarray(m.predict(source, axes=axes)["labels"])
         _check_shape(s_path, pred, truth, "label image")
         write_tiff(out / "predictions" / f"{_stem(s_path)}_labels.tif", pred.astype(np.uint16))
         sources.append(source), truths.append(truth), preds.append(pred)
         if progress:
             progress(i + 1, len(pairs), s_path.name)
-    _, polarity, _ = bl.otsu_baseline(sources, [t > 0 for t in truths])
-    otsu = [bl.otsu_instances(s, polarity) for s in sources]
+    _, polarity, _ = bl.otsu_baseline(sources, [t > 0 for t in truths], axes=axes)
+    otsu = [bl.otsu_instances(s, polarity, axes=axes) for s in sources]
     keys = ("precision", "recall", "accuracy", "f1", "mean_matched_score", "panoptic_quality", "tp", "fp", "fn")
     rows = []
     for i, (s_path, _) in enumerate(pairs):
@@ -358,7 +306,7 @@ def _qc_instance(m, pairs, out: Path, progress) -> dict:
         if i < MAX_FIGURES:
             scores = {k: row[f"model_{k}"] for k in ("f1", "mean_ap")}
             plots.save(plots.segmentation_figure(name, sources[i], truths[i] > 0, None,
-                                                 maps.overlay(sources[i], codes), scores),
+                                                 maps.overlay(sources[i], codes, axes=axes), scores, codes=codes),
                        out / "maps" / f"{name}.png")
     pooled, pooled_otsu = instance_metrics_many(truths, preds), instance_metrics_many(truths, otsu)
     plots.save(plots.instance_figure(pooled["per_threshold"], pooled_otsu["per_threshold"]),
@@ -407,7 +355,7 @@ def _reporter(progress, callback, total: int, desc: str) -> Callable[[int, int, 
     """Adapt the training loop's progress convention (mode string + event callback) or a plain callable."""
     if callable(progress):
         return progress
-    from ..training.progress import Progress
+    from ..progress import Progress
 
     rep = Progress(progress or "none", callback)
     rep.start(total, desc, unit="image")
@@ -499,7 +447,7 @@ def run_qc(model, source, target=None, output=None, overwrite: bool = True, prog
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if task == "segmentation":
+    if "qc_threshold" in summary:
         _store_qc_threshold(model_dir, summary["qc_threshold"])
     summary["output"] = str(out)
     return _finite(summary)

@@ -1,13 +1,9 @@
-"""The one training loop for every network: logs, checkpoints, resume, transfer learning, progress."""
+"""`dl4mic.train`: check the data, fix the parameters and geometry, write the model folder, then run the
+one loop (`training.loop`) with the network's strategy; transfer learning and resume."""
 
 from __future__ import annotations
 
 import csv
-import io
-import math
-import os
-import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -15,38 +11,16 @@ import numpy as np
 import torch
 
 from ..data.check import check_data
-from ..data.io import atomic_path, channels_first, read_image
-from ..data.patches import ImageCache, PatchSampler, fixed_batches, split_regions
+from ..data.io import channels_first, read_image
+from ..data.patches import ImageCache, PatchSampler, fixed_batches, region_view, split_regions
 from ..errors import UserError
 from ..networks import get_network
-from ..predict.model import pick_device, read_model_config
+from ..networks.geometry import check_patch, round_down
 from ..specs import load_spec
-from .model_folder import ModelFolder, environment, now_iso
-from .progress import Cancelled, Progress
-
-LOG_COLUMNS = ("epoch", "loss", "val_loss", "lr", "seconds")
-
-
-def bf16_fast(device: torch.device) -> bool:
-    """Whether bfloat16 autocast is fast here: CUDA with bf16, or a CPU with AVX-512-BF16/AMX."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "bfloat16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def _to_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(a).to(device).contiguous(memory_format=torch.channels_last)
+from .loop import TrainingState, run_epochs
+from ..model_folder import ModelFolder, environment, now_iso, read_model_config
+from ..progress import Progress
+from .runtime import Runtime, bf16_fast, pick_device
 
 
 def _transfer_source(path: Path) -> tuple[Path, dict]:
@@ -72,28 +46,28 @@ def _lr_at_best_epoch(folder: ModelFolder, fallback: float) -> float:
     return float(best["lr"])
 
 
-def _write_log(folder: ModelFolder, history: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(LOG_COLUMNS) + sorted({k for h in history for k in h} - set(LOG_COLUMNS)))
-    writer.writeheader()
-    for row in history:
-        writer.writerow(row)
-    with atomic_path(folder.log) as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
-
-
-def _save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def _report(folder: ModelFolder) -> None:
     from ..reports.training_report import write_training_report
 
     write_training_report(folder.root)
 
 
-def train(network: str, source, model, target=None, *, epochs: int | None = None, patch_size: int | None = None,
+def _fit_patch(net, p: dict, summary, explicit: bool, notes: list[str]) -> dict:
+    """Cap a default patch size to the smallest image (with a note); an explicit one is kept (and refused
+    later with the fix if it does not fit)."""
+    geometry = net.geometry(p, summary.spacing)
+    smallest = tuple(min(s[-geometry.ndim:][i] for s in summary.shapes) for i in range(geometry.ndim))
+    if not explicit and any(a > b for a, b in zip(geometry.patch, smallest)):
+        capped = round_down(tuple(min(a, b) for a, b in zip(geometry.patch, smallest)), geometry.multiple)
+        if all(c <= s for c, s in zip(capped, smallest)):
+            p = {**p, "patch_size": capped[0] if len(set(capped)) == 1 and geometry.ndim == 2 else list(capped)}
+            notes.append(f"the default patch size {'x'.join(map(str, geometry.patch))} is larger than the smallest "
+                         f"image ({'x'.join(map(str, smallest))}); patches of {'x'.join(map(str, capped))} are used.")
+    check_patch(net.geometry(p, summary.spacing), net.name)
+    return p
+
+
+def train(network: str, source, model, target=None, *, epochs: int | None = None, patch_size=None,
           batch_size: int | None = None, val_split: float | None = None, augment: bool | None = None,
           seed: int | None = None, params: dict | None = None, from_model=None, resume: bool = False,
           overwrite: bool = False, axes: str | None = None, device: str | None = None,
@@ -107,11 +81,13 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
                         ("val_split", val_split), ("augment", augment), ("seed", seed)):
         if value is not None:
             given[name] = value
+    config = None
     if resume:
         if not folder.checkpoint.is_file():
             raise UserError(f"{folder.root} has no checkpoint.pt to resume from; train it without --resume first.")
         config = folder.read()
         network, source, target = config["network"], config["data"]["source"], config["data"]["target"]
+        axes = config.get("data", {}).get("axes_override", axes)
         stored = dict(config["parameters"])
         stored.pop("n_channels", None)  # derived from the data again below
         if "epochs" in given:
@@ -123,12 +99,13 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     spec = load_spec(network)
     net = get_network(spec.name)
     p = spec.resolve(given)
-    summary = check_data(spec, source, target, axes)
+    summary = check_data(spec, source, target, axes, p)
     if summary.n_channels > 1:
         p["n_channels"] = summary.n_channels
-    if p["patch_size"] % net.multiple(p):
-        raise UserError(f"patch_size {p['patch_size']} must be a multiple of {net.multiple(p)} for a U-Net of depth "
-                        f"{p.get('depth')}; use e.g. {p['patch_size'] - p['patch_size'] % net.multiple(p) or net.multiple(p)}.")
+    p = net.resolve(p, summary.spacing)
+    notes: list[str] = []
+    p = _fit_patch(net, p, summary, "patch_size" in given, notes)
+    geometry = net.geometry(p, summary.spacing)
     transfer = None
     if from_model is not None and not resume:
         transfer_dir, transfer_cfg = _transfer_source(Path(from_model))
@@ -137,8 +114,8 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
         if transfer_cfg["parameters"].get("n_channels", 1) != p.get("n_channels", 1):
             raise UserError(f"{from_model} was trained on {transfer_cfg['parameters'].get('n_channels', 1)}-channel "
                             f"images and {source} has {p.get('n_channels', 1)}; --from needs the same channels.")
-        for key in ("depth", "filters", "kernel_size", "batch_norm"):
-            if key in p and transfer_cfg["parameters"].get(key) != p[key]:
+        for key in ("depth", "filters", "kernel_size", "batch_norm", "pool_z", "n_classes"):
+            if key in p and key in transfer_cfg["parameters"] and transfer_cfg["parameters"][key] != p[key]:
                 p[key] = transfer_cfg["parameters"][key]
         p["learning_rate"] = _lr_at_best_epoch(ModelFolder(transfer_dir), p["learning_rate"])
         transfer = transfer_dir
@@ -147,35 +124,40 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
 
     dev = pick_device(device)
     precision = p["precision"] if p["precision"] != "auto" else ("bfloat16" if bf16_fast(dev) else "float32")
+    rt = Runtime(dev, precision)
     torch.manual_seed(p["seed"])
     pairs = summary.pairs
-    train_regions, val_regions = split_regions(pairs, summary.shapes, p["val_split"], p["seed"], p["patch_size"])
-    if resume:
-        normalizer_cfg = config["normalization"]
-        from ..data.normalize import Normalizer
+    train_regions, val_regions = split_regions(pairs, summary.shapes, p["val_split"], p["seed"], geometry.patch)
 
-        normalizer = Normalizer(normalizer_cfg)
+    def load(i: int, role: str | None = None):
+        src, tgt = pairs[i]
+        x = channels_first(read_image(src), summary.axes)
+        y = channels_first(read_image(tgt), summary.axes) if tgt is not None else None
+        return {"source": x, "target": y}[role] if role else (x, y)
+
+    if resume:
+        normalizer = net.normalizer(config)
     else:
         train_idx = sorted({r.index for r in train_regions})
-        normalizer = net.fit_normalization(
-            p, lambda role: [channels_first(read_image(pairs[i][0 if role == "source" else 1]), summary.axes)
-                             for i in train_idx])
-    cache = ImageCache(pairs, net.prepare(normalizer, p), int(p["cache_mb"]) * 2**20)
+        normalizer = net.fit_normalization(p, lambda role: [load(i, role) for i in train_idx])
+    cache = ImageCache(load, net.prepare(normalizer, p), int(p["cache_mb"]) * 2**20)
     rng = np.random.default_rng(p["seed"])
-    sampler = PatchSampler(train_regions, summary.shapes, cache, p["patch_size"], rng, augment=p["augment"],
+    sampler = PatchSampler(train_regions, summary.shapes, cache, geometry.patch, rng, augment=p["augment"],
                            crop=net.patch_crop(p))
+    strategy = net.strategy(p)
     val_batches = []
     if val_regions:
-        val_sampler = PatchSampler(val_regions, summary.shapes, cache, p["patch_size"],
+        val_sampler = PatchSampler(val_regions, summary.shapes, cache, geometry.patch,
                                    np.random.default_rng(p["seed"] + 1))
         val_rng = np.random.default_rng(p["seed"] + 2)
-        val_batches = [net.training_batch(x, y, val_rng, p)
+        val_batches = [strategy.batch(x, y, val_rng)
                        for x, y in fixed_batches(val_sampler, p["val_patches"], p["batch_size"])]
 
     if not resume:
         config = {
             "dl4mic_version": environment(dev)["dl4mic"], "format": 1, "name": folder.root.resolve().name,
             "network": spec.name, "task": spec.task, "created": now_iso(), "parameters": p, "axes": summary.axes,
+            "spacing": list(summary.spacing) if summary.spacing else None, "geometry": geometry.as_dict(),
             "normalization": normalizer.as_dict(), "target_dtype": summary.target_dtype,
             "data": {
                 "source": str(Path(summary.source).resolve()),
@@ -183,115 +165,55 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
                 "n_pairs": len(pairs), "source_dtype": summary.source_dtype,
                 "train_files": sorted({pairs[r.index][0].name for r in train_regions}),
                 "val_files": sorted({pairs[r.index][0].name for r in val_regions}),
-                "split": "files" if len(pairs) > 1 else "strips of one image",
+                "split": "files" if len(pairs) > 1 else (
+                    "slabs of one stack" if geometry.ndim == 3 else "strips of one image"),
                 "shapes": [list(s) for s in summary.shapes],
+                **({"axes_override": axes} if axes else {}),
             },
+            "notes": notes,
             "environment": {**environment(dev), "precision": precision},
             "transfer_from": str(Path(transfer).resolve()) if transfer else None,
             "training": {"status": "running", "started": now_iso(), "epochs_done": 0},
+            **net.initial_config(p),
         }
-        if spec.task == "segmentation":
-            config["threshold"] = float(p["threshold"])
         folder.write(config)
         _report(folder)
 
-    module = net.build(p).to(dev).to(memory_format=torch.channels_last)
+    modules = {k: rt.prepare_module(m) for k, m in net.modules(p).items()}
     if transfer is not None:
-        module.load_state_dict(torch.load(ModelFolder(transfer).best, map_location=dev, weights_only=True))
-    optimizer = torch.optim.Adam(module.parameters(), lr=p["learning_rate"])
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=p["lr_factor"], patience=p["lr_patience"])
-    loss_fn = net.loss(p)
-    history, best_val, start_epoch = [], math.inf, 0
+        modules[net.predictor].load_state_dict(torch.load(ModelFolder(transfer).best, map_location=dev,
+                                                          weights_only=True))
+    strategy.setup(modules, rt)
+    state = TrainingState(rng)
     if resume:
-        state = torch.load(folder.checkpoint, map_location=dev, weights_only=True)
-        module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        rng.bit_generator.state = state["numpy_rng"]
-        history, best_val, start_epoch = state["history"], state["best_val"], state["epoch"]
+        state.restore(torch.load(folder.checkpoint, map_location=dev, weights_only=True), strategy)
         config["training"]["status"] = "running"
     folder.weights.mkdir(parents=True, exist_ok=True)
     folder.training.mkdir(parents=True, exist_ok=True)
 
-    def predict_batches(batches):
-        module.eval()
-        outs = []
-        with torch.inference_mode(), _autocast(dev, precision):
-            for x, _ in batches:
-                outs.append(module(_to_tensor(x, dev)).float().cpu().numpy())
-        return outs
-
     reporter = Progress(progress, callback)
-    total = int(p["epochs"])
-    reporter.start(total, f"{spec.name} {folder.root.name}", initial=start_epoch)
-    started = time.time()
-    try:
-        for epoch in range(start_epoch + 1, total + 1):
-            t0 = time.time()
-            module.train()
-            losses = []
-            for _ in range(int(p["steps_per_epoch"])):
-                x, y = net.training_batch(*sampler.sample(p["batch_size"]), rng, p)
-                xt, yt = _to_tensor(x, dev), _to_tensor(y, dev)
-                optimizer.zero_grad(set_to_none=True)
-                with _autocast(dev, precision):
-                    out = module(xt)
-                loss = loss_fn(out.float(), yt)
-                loss.backward()
-                optimizer.step()
-                losses.append(float(loss.detach()))
-            train_loss = float(np.mean(losses))
-            if not math.isfinite(train_loss):
-                raise UserError(f"Training of {folder.root} diverged (loss is {train_loss}) at epoch {epoch}; "
-                                f"lower the learning rate (e.g. --param learning_rate={p['learning_rate'] / 10:g}).")
-            val_loss = float("nan")
-            if val_batches:
-                module.eval()
-                with torch.inference_mode(), _autocast(dev, precision):
-                    val_loss = float(np.mean([float(loss_fn(module(_to_tensor(x, dev)).float(), _to_tensor(y, dev)))
-                                              for x, y in val_batches]))
-            score = val_loss if val_batches else train_loss
-            lr = optimizer.param_groups[0]["lr"]
-            scheduler.step(score)
-            row = {"epoch": epoch, "loss": train_loss, "val_loss": val_loss, "lr": lr,
-                   "seconds": round(time.time() - t0, 3)}
-            history.append(row)
-            state_dict = module.state_dict()
-            if score < best_val:
-                best_val = score
-                _save(state_dict, folder.best)
-            _save(state_dict, folder.last)
-            _save({"model": state_dict, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                   "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state, "history": history,
-                   "best_val": best_val, "epoch": epoch}, folder.checkpoint)
-            _write_log(folder, history)
-            config["training"]["epochs_done"] = epoch
-            reporter.update({"event": "epoch", "epoch": epoch, "epochs": total, "loss": train_loss,
-                             "val_loss": val_loss, "lr": lr, "seconds": row["seconds"]},
-                            {"loss": train_loss, "val_loss": val_loss})
-            if p["max_minutes"] and time.time() - started >= 60 * p["max_minutes"] and epoch < total:
-                config["training"]["stopped_early"] = f"time limit of {p['max_minutes']:g} minutes after epoch {epoch}"
-                break
-    except (KeyboardInterrupt, Cancelled):
-        reporter.close()
-        config["training"]["status"] = "interrupted"
-        folder.write(config)
-        raise
-    reporter.close()
+    reporter.start(int(p["epochs"]), f"{spec.name} {folder.root.name}", initial=state.epoch)
+    session = run_epochs(folder, strategy, rt, sampler, val_batches, state, p, config, reporter, folder.write)
 
-    module.load_state_dict(torch.load(folder.best, map_location=dev, weights_only=True))
-    val_images = (lambda: [tuple(a[..., r.y0:r.y1, :] if a is not None else None for a in cache.get(r.index))
-                           for r in val_regions]) if val_regions else None
+    predictor = modules[net.predictor]
+    predictor.load_state_dict(torch.load(folder.best, map_location=dev, weights_only=True))
+
+    def predict_batches(inputs):
+        return [strategy.predict(x, rt) for x in inputs]
+
+    nd = geometry.ndim
+    val_images = (lambda: [tuple(region_view(a, r, nd) for a in cache.get(r.index)) for r in val_regions]) \
+        if val_regions else None
     config.update(net.finalize(predict_batches, val_batches, p, val_images))
+    history = state.history
     best = min(history, key=lambda r: r["val_loss"] if val_batches else r["loss"]) if history else {}
     config["training"].update({
         "status": "finished", "finished": now_iso(), "epochs_done": len(history),
-        "seconds": round(sum(r["seconds"] for r in history), 2), "session_seconds": round(time.time() - started, 2),
-        "best_epoch": int(best.get("epoch", 0)), "best_val_loss": float(best_val),
+        "seconds": round(sum(r["seconds"] for r in history), 2), "session_seconds": round(session, 2),
+        "best_epoch": int(best.get("epoch", 0)), "best_val_loss": float(state.best),
     })
     folder.write(config)
     _report(folder)
     reporter.emit({"event": "done", "model": str(folder.root), "best_epoch": config["training"]["best_epoch"],
-                   "best_val_loss": float(best_val)})
+                   "best_val_loss": float(state.best)})
     return folder.root

@@ -1,4 +1,5 @@
-"""The model folder: its paths, model.yaml, and the environment recorded for reproducibility."""
+"""The model folder: its paths, model.yaml (read and written only here), and the environment recorded for
+reproducibility. Training writes it; predict, QC, export and reports read it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from ..data.io import atomic_path
-from ..errors import UserError
+from .data.io import atomic_path
+from .errors import UserError
 
 MODEL_FILE = "model.yaml"
 OWNED = ("model.yaml", "weights", "checkpoint.pt", "training", "qc", "export")
@@ -66,6 +67,11 @@ class ModelFolder:
         root.mkdir(parents=True, exist_ok=True)
 
 
+def read_model_config(model_dir) -> dict:
+    """model.yaml of a model folder: the one place it is read (safe YAML)."""
+    return ModelFolder(model_dir).read()
+
+
 def write_yaml(path: Path, data: dict) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -81,7 +87,7 @@ def environment(device) -> dict:
     import numpy
     import torch
 
-    from .. import __version__
+    from . import __version__
 
     cpu = platform.processor() or ""
     try:
