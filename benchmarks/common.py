@@ -317,6 +317,39 @@ def psnr(pred, ref, data_range: float) -> float:
                                          data_range=data_range))
 
 
+def restoration_scores(pred, target, data_range: float, fit: bool = False) -> dict:
+    """SSIM, PSNR and NRMSE of `pred` against `target` (images or ZYX volumes) by dl4mic's QC definitions
+    (`dl4mic.qc.metrics.restoration_metrics`, explicit data range, no clipping or quantisation).
+
+    With `fit`, `pred` is first mapped to the target's units by the least-squares affine fit a * pred + b
+    (`dl4mic.qc.baselines.affine_fit`), for outputs in other units (e.g. Noise2Void trained on a degraded copy
+    scored against the clean stack); the coefficients are returned as `fit_a`, `fit_b`."""
+    import numpy as np
+
+    from dl4mic.qc.baselines import affine_fit
+    from dl4mic.qc.metrics import restoration_metrics
+
+    pred = np.asarray(pred, np.float64)
+    out = {}
+    if fit:
+        fitted = affine_fit(pred, target)
+        x = pred.ravel()
+        a = float(np.mean((x - x.mean()) * (fitted.ravel() - fitted.mean())) / x.var()) if x.var() > 0 else 0.0
+        out = {"fit_a": a, "fit_b": float(fitted.mean() - a * x.mean())}
+        pred = fitted
+    return {**restoration_metrics(pred, target, data_range), **out}
+
+
+def gaussian_baseline(sources, targets, data_range: float, spacing=None, fit: bool = False) -> tuple:
+    """dl4mic QC's Gaussian-filter baseline: the sigma (per axis, isotropic in µm when `spacing` is given) with
+    the best mean SSIM on the test pairs (`dl4mic.qc.baselines.choose_sigma`, generous: tuned on the test
+    targets), and the filtered sources. Returns (filtered images, per-axis sigma, SSIM by candidate sigma)."""
+    from dl4mic.qc import baselines as bl
+
+    sigma, scores = bl.choose_sigma(sources, targets, data_range, fit=fit, spacing=spacing)
+    return [bl.gaussian(s, sigma) for s in sources], sigma, scores
+
+
 # --------------------------------------------------------------------------- machine
 
 def load_average() -> list[float]:

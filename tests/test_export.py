@@ -154,6 +154,13 @@ def test_bundle_contents_care(care):
     assert rdf["config"]["dl4mic"]["output_units"] == "normalised" and "normalised units" in readme
     assert rdf["config"]["bioimageio"]["training"]["training_epochs"] == 1
     assert isinstance(rdf["inputs"][0]["preprocessing"][0]["kwargs"]["eps"], float)
+    # 2D bundles keep their 2D form: BCYX axes without calibration, the kwargs 2D U-Nets always had
+    assert [a.get("id", a["type"]) for a in rdf["inputs"][0]["axes"]] == ["batch", "channel", "y", "x"]
+    assert all("unit" not in a for a in rdf["inputs"][0]["axes"])
+    kwargs = rdf["weights"]["pytorch_state_dict"]["architecture"]["kwargs"]
+    assert not {"dims", "pool", "softmax"} & set(kwargs) and kwargs["sigmoid"] is False
+    assert "Images of any size are processed in tiles: sides are multiples of 4 (min 52)" in readme
+    assert rdf["config"]["deepimagej"]["test_information"]["inputs"][0]["size"].endswith(" x 1 x 1")
     assert yaml.safe_load(zipfile.ZipFile(path).read("rdf.yaml"))["inputs"][0]["preprocessing"][0]["kwargs"]["eps"] > 0
 
 

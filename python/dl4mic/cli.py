@@ -203,6 +203,10 @@ def _tile(text: str | None):
 
 
 def _print_model(model: Path) -> None:
+    from .model_folder import read_model_config
+
+    for note in read_model_config(model).get("notes") or []:
+        print(f"note: {note}")
     print(f"Model written to {model}:")
     for rel in ("model.yaml", "weights/best.pt", "weights/last.pt", "checkpoint.pt", "training/log.csv",
                 "training/report.pdf"):

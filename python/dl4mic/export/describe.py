@@ -1,4 +1,5 @@
-"""Build the bundle: weights, test/sample tensors, cover, README and the rdf (bioimage.io spec 0.5).
+"""Build the bundle: weights, test/sample tensors, cover, README and the rdf (bioimage.io spec 0.5), for 2D
+(batch, channel, y, x) and 3D (batch, channel, z, y, x) networks; the voxel size goes on the space axes.
 
 The rdf is validated with bioimageio.spec's v0_5 classes and packaged with `save_bioimageio_package`,
 then rewritten for DeepImageJ: the `ensure_dtype` steps the spec inserts are dropped (DeepImageJ does
@@ -120,20 +121,32 @@ def _input_words(m) -> str:
 
 
 def _tiling_sentence(g) -> str:
-    """How DeepImageJ / bioimage.io tile the input, per axis (the 2D sentence when all axes agree)."""
+    """How DeepImageJ / bioimage.io tile the input, per axis (2D: one sentence for both axes when they agree)."""
     if g.ndim == 2 and len(set(g.multiple)) == 1 and len(set(g.halo)) == 1:
         mult, halo = g.multiple[0], g.halo[0]
         return (f"Images of any size are processed in tiles: sides are multiples of {mult} (min {2 * halo + mult}), "
                 f"and {halo} pixels of context (the U-Net's receptive field) are discarded at each tile border.")
+
+    def per_axis(values) -> str:
+        items = [str(v) for v in values]
+        return ", ".join(items[:-1]) + " and " + items[-1]
+
     unit = "voxels" if g.ndim == 3 else "pixels"
-    per = "; ".join(f"along {a}, sides are multiples of {k} (min {2 * h + k}) and {h} {unit} of context are "
-                    f"discarded at each tile border" for a, k, h in zip(g.axes, g.multiple, g.halo))
-    noun = "Stacks" if g.ndim == 3 else "Images"
-    return f"{noun} of any size are processed in tiles (the context is the U-Net's receptive field): {per}."
+    lows = (2 * h + k for h, k in zip(g.halo, g.multiple))
+    return (f"{'Stacks' if g.ndim == 3 else 'Images'} of any size are processed in tiles: along {per_axis(g.axes)} "
+            f"the sides are multiples of {per_axis(g.multiple)} (min {per_axis(lows)}), and {per_axis(g.halo)} "
+            f"{unit} of context (the U-Net's receptive field) are discarded at each tile border.")
+
+
+def voxel_size(g) -> tuple[float, ...] | None:
+    """The recorded voxel size (µm) for the network's axes (the YX of a ZYX spacing for a 2D model), or None."""
+    if not g.spacing or len(g.spacing) < g.ndim or not all(float(v) > 0 for v in g.spacing):
+        return None
+    return tuple(float(v) for v in g.spacing[-g.ndim:])
 
 
 def _spacing_words(g) -> str:
-    return " x ".join(f"{v:.4g}" for v in g.spacing) + f" µm ({' x '.join(g.axes)})"
+    return " x ".join(f"{v:.4g}" for v in voxel_size(g)) + f" µm ({' x '.join(g.axes)})"
 
 
 def _readme(m, spec, es, image_shape, qc: dict | None, out_units: str) -> str:
@@ -148,7 +161,7 @@ def _readme(m, spec, es, image_shape, qc: dict | None, out_units: str) -> str:
              f"Pre-processing `{es.preprocessing[0][0]}` normalises it as in training: {describe_normalization(norm)}.",
              f"- **Output** `{es.output_id}`: {es.output_description}", "", es.units_note, "",
              _tiling_sentence(g), ""]
-    if g.spacing:
+    if voxel_size(g):
         lines += [f"Voxel size of the training data: {_spacing_words(g)}; the bundle's space axes carry it "
                   f"(`scale`, unit micrometer) and the sample TIFFs its ImageJ calibration.", ""]
     if g.ndim == 3:
@@ -227,8 +240,8 @@ def _config(m, spec, es, qc, image_shape, out_shape, out_units: str, training_ho
         return f"{spatial[-1]} x {spatial[-2]} x {z} x {channels}"
 
     pixel_size = {"x": "1 pixel", "y": "1 pixel", "z": "1 pixel"}
-    if g.spacing:
-        pixel_size.update({a.lower(): f"{s:.6g} µm" for a, s in zip(g.axes, g.spacing)})
+    if voxel_size(g):
+        pixel_size.update({a.lower(): f"{s:.6g} µm" for a, s in zip(g.axes, voxel_size(g))})
     deepimagej = {
         "pyramidal_model": False, "allow_tiling": True, "model_keys": None,
         "prediction": {"preprocess": [{"spec": None}], "postprocess": [es.dij_postprocess or {"spec": None}]},
@@ -296,8 +309,8 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     y = y.astype(np.float32)
     np.save(files / "test_input.npy", x_raw)
     np.save(files / "test_output.npy", y)
-    _write_sample(files / "sample_input.tif", x_raw, g.axes, g.spacing)
-    _write_sample(files / "sample_output.tif", y, g.axes, g.spacing)
+    _write_sample(files / "sample_input.tif", x_raw, g.axes, voxel_size(g))
+    _write_sample(files / "sample_output.tif", y, g.axes, voxel_size(g))
     _cover(*_cover_planes(x_raw, y, es.softmax), files / "cover.png")
 
     # --- documentation and attachments ---
@@ -319,7 +332,8 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
 
     # --- rdf ---
     # the voxel size (µm) on the space axes, input and output alike (output sizes refer to the input's)
-    calibration = [{"scale": float(s), "unit": "micrometer"} for s in g.spacing] if g.spacing else [{}] * nd
+    spacing = voxel_size(g)
+    calibration = [{"scale": s, "unit": "micrometer"} for s in spacing] if spacing else [{}] * nd
 
     def space_in(i):
         return v.SpaceInputAxis(id=v.AxisId(space_ids[i]), size=v.ParameterizedSize(min=lows[i], step=mult[i]),

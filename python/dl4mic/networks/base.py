@@ -110,8 +110,14 @@ class Network:
         return Supervised(self, params)
 
     # --- data ------------------------------------------------------------------------------------
+    def data_source(self, spec: Spec, params: dict, source, target=None, axes: str | None = None):
+        """Where training samples come from (`data.sources`): paired folders by default."""
+        from ..data.sources import FolderPairs
+
+        return FolderPairs(spec, source, target, axes, params)
+
     def fit_normalization(self, params: dict, train_images: Callable[[str], list[np.ndarray]]) -> Normalizer:
-        """The normalisation for training; `train_images("source" | "target")` reads the training images."""
+        """The normalisation for training; `train_images("source" | "target")` gives the raw training images."""
         method = params.get("target_normalization", self.target_normalization)
         sources = train_images("source") if params.get("normalization") == "dataset" else None
         return fit_normalizer(params, train_images("target") if method == "fixed" else None, method, sources,
@@ -151,6 +157,10 @@ class Network:
     def initial_config(self, params: dict) -> dict:
         """Entries of model.yaml that training starts with (e.g. the starting threshold)."""
         return {}
+
+    def report_items(self, config: dict) -> list[tuple[str, object]]:
+        """Lines of the training report that only this network has (e.g. thresholds chosen on validation)."""
+        return [("probability threshold (validation)", config["threshold"])] if "threshold" in config else []
 
     # --- export ----------------------------------------------------------------------------------
     def export_module(self, module: torch.nn.Module) -> torch.nn.Module:

@@ -357,6 +357,11 @@ class StarDist2D(Network):
     def output_keys(self, config):
         return ["labels", "objects"]
 
+    def report_items(self, config):
+        from ..reports.sections import stardist_thresholds
+
+        return [("thresholds (prob / NMS)", stardist_thresholds(config))] if "prob_thresh" in config else []
+
     def export_spec(self, config):
         return stardist_export(config)
 

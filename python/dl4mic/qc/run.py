@@ -339,16 +339,14 @@ def _swap(tmp: Path, out: Path):
 
 def _store_qc_threshold(model_dir: Path, threshold: float):
     """Record the QC threshold in model.yaml (`threshold` itself is the training choice and stays)."""
-    import yaml
+    from ..model_folder import ModelFolder
 
-    path = model_dir / "model.yaml"
-    if not path.is_file():
+    folder = ModelFolder(model_dir)
+    if not folder.config.is_file():
         return
-    with open(path, encoding="utf-8") as fh:
-        config = yaml.safe_load(fh) or {}
+    config = folder.read() or {}
     config["qc_threshold"] = float(threshold)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(config, fh, sort_keys=False)
+    folder.write(config)
 
 
 def _reporter(progress, callback, total: int, desc: str) -> Callable[[int, int, str], None]:
@@ -426,6 +424,7 @@ def run_qc(model, source, target=None, output=None, overwrite: bool = True, prog
             **{k: v for k, v in result.items() if k != "extras"},
             **result.get("extras", {}),
             "example_image": example,
+            "volumes": bool(config.get("geometry", {}).get("axes") == "ZYX"),
             "citations": [dict(c) for c in getattr(spec, "citations", ())],
             "versions": _versions(),
         }

@@ -93,21 +93,22 @@ def write_qc_report(model_dir, qc_dir=None) -> Path:
             rep.paragraph(verdict, size=10, color="#1f3a5f")
         rep.paragraph("Baselines: " + "; ".join(f"{k}: {v}" for k, v in summary.get("baselines", {}).items())
                       + ". Baselines are tuned on these test images, so they are generous.", size=8.5)
-        if summary.get("task") == "segmentation":
+        if "qc_threshold" in summary:  # a probability threshold was swept
             at = summary.get("at_qc_threshold", {})
             rep.paragraph(
                 f"The model's mask uses the probability threshold {fmt(summary.get('model_threshold'))} chosen on "
                 f"the validation images. On these test images the best threshold for IoU is "
                 f"{fmt(summary.get('qc_threshold'))} (IoU {fmt(at.get('iou'))}, Dice {fmt(at.get('dice'))}, pooled "
                 f"over pixels); it is stored in model.yaml as qc_threshold.", size=8.5)
-        if summary.get("task") == "instance":
+        if "pooled" in summary:  # objects were matched one to one
             pooled = summary.get("pooled", {})
             rep.paragraph(f"Pooled over all test objects: F1 {fmt(pooled.get('at_0.5', {}).get('f1'))} at IoU 0.5, "
                           f"mean AP {fmt(pooled.get('mean_ap'))} over IoU 0.5:0.05:0.95."
                           + (f" Thresholds (prob / NMS): {sections.stardist_thresholds(config)}."
                              if "prob_thresh" in config else ""), size=8.5)
         if (qc / "example.png").is_file():
-            rep.heading("Example (the test image with the median score)")
+            rep.heading("Example (the test image with the median score)"
+                        + ("; stacks: the middle Z plane and a projection along Z" if summary.get("volumes") else ""))
             rep.figure(qc / "example.png", max_h=0.3,
                        caption="Error maps are saved for every test image in qc/maps/ as TIFF (values, open them in "
                                "Fiji) and PNG; predictions in qc/predictions/.")

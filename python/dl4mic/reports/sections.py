@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import yaml
-
 from ..data.normalize import describe as describe_normalization
 from ..errors import UserError
 from .pdf import Report, fmt
@@ -15,11 +13,32 @@ MAX_NAMES = 24  # file names listed before "... and N more"
 
 
 def read_config(model_dir: Path) -> dict:
-    path = Path(model_dir) / "model.yaml"
-    if not path.is_file():
-        raise UserError(f"{model_dir} has no model.yaml; give a model folder written by `dl4mic train`.")
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+    from ..model_folder import read_model_config
+
+    return read_model_config(model_dir) or {}
+
+
+def network_items(config: dict) -> list[tuple[str, object]]:
+    """The network's own report lines (thresholds chosen on validation, ...), or none if it is unknown."""
+    from ..networks import get_network
+
+    try:
+        return get_network(str(config.get("network"))).report_items(config)
+    except UserError:
+        return []
+
+
+def geometry(config: dict) -> list[tuple[str, object]]:
+    """Axes, voxel size and the per-axis patch / tiling numbers, in words."""
+    g = config.get("geometry") or {}
+    spacing = config.get("spacing")
+    x = "\u00d7"
+    return [("image axes (files)", config.get("axes")),
+            ("voxel size (\u00b5m, per axis)", f"{x.join(fmt(v) for v in spacing)} ({g.get('axes', '')})"
+             if spacing else "not recorded in the files"),
+            *([("network axes", g["axes"]), ("training patch", x.join(map(str, g["patch"]))),
+               ("size multiple / tiling halo", f"{x.join(map(str, g['multiple']))} / {x.join(map(str, g['halo']))}")]
+              if g else [])]
 
 
 def spec_of(config: dict):

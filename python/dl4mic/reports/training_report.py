@@ -36,9 +36,9 @@ def write_training_report(model_dir) -> Path:
             ("epochs done", training.get("epochs_done")),
             ("best epoch (lowest validation loss)", training.get("best_epoch")),
             ("best validation loss", training.get("best_val_loss")),
-            *([("probability threshold (validation)", config["threshold"])] if "threshold" in config else []),
-            *([("thresholds (prob / NMS)", sections.stardist_thresholds(config))]
-              if "prob_thresh" in config else []),
+            *sections.network_items(config),
+            *sections.geometry(config),
+            *[("note", n) for n in config.get("notes") or []],
             ("dl4mic version", config.get("dl4mic_version")),
         ])
         if status == "running" and not log:

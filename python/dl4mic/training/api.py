@@ -10,9 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data.check import check_data
-from ..data.io import channels_first, read_image
-from ..data.patches import ImageCache, PatchSampler, fixed_batches, region_view, split_regions
+from ..data.sources import validation_batches
 from ..errors import UserError
 from ..networks import get_network
 from ..networks.geometry import check_patch, round_down
@@ -99,7 +97,8 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     spec = load_spec(network)
     net = get_network(spec.name)
     p = spec.resolve(given)
-    summary = check_data(spec, source, target, axes, p)
+    data = net.data_source(spec, p, source, target, axes)
+    summary = data.summary
     if summary.n_channels > 1:
         p["n_channels"] = summary.n_channels
     p = net.resolve(p, summary.spacing)
@@ -119,39 +118,23 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
                 p[key] = transfer_cfg["parameters"][key]
         p["learning_rate"] = _lr_at_best_epoch(ModelFolder(transfer_dir), p["learning_rate"])
         transfer = transfer_dir
+    data.split(p["val_split"], p["seed"], geometry.patch)
     if not resume:
-        folder.prepare_new(overwrite, [summary.source, summary.target])
+        folder.prepare_new(overwrite, data.inputs())
 
     dev = pick_device(device)
     precision = p["precision"] if p["precision"] != "auto" else ("bfloat16" if bf16_fast(dev) else "float32")
     rt = Runtime(dev, precision)
     torch.manual_seed(p["seed"])
-    pairs = summary.pairs
-    train_regions, val_regions = split_regions(pairs, summary.shapes, p["val_split"], p["seed"], geometry.patch)
 
-    def load(i: int, role: str | None = None):
-        src, tgt = pairs[i]
-        x = channels_first(read_image(src), summary.axes)
-        y = channels_first(read_image(tgt), summary.axes) if tgt is not None else None
-        return {"source": x, "target": y}[role] if role else (x, y)
-
-    if resume:
-        normalizer = net.normalizer(config)
-    else:
-        train_idx = sorted({r.index for r in train_regions})
-        normalizer = net.fit_normalization(p, lambda role: [load(i, role) for i in train_idx])
-    cache = ImageCache(load, net.prepare(normalizer, p), int(p["cache_mb"]) * 2**20)
+    normalizer = net.normalizer(config) if resume else net.fit_normalization(p, data.fit_images)
     rng = np.random.default_rng(p["seed"])
-    sampler = PatchSampler(train_regions, summary.shapes, cache, geometry.patch, rng, augment=p["augment"],
-                           crop=net.patch_crop(p))
+    sampler, val_sampler = data.samplers(net.prepare(normalizer, p), geometry.patch, rng, augment=p["augment"],
+                                         crop=net.patch_crop(p), cache_bytes=int(p["cache_mb"]) * 2**20,
+                                         seed=p["seed"])
     strategy = net.strategy(p)
-    val_batches = []
-    if val_regions:
-        val_sampler = PatchSampler(val_regions, summary.shapes, cache, geometry.patch,
-                                   np.random.default_rng(p["seed"] + 1))
-        val_rng = np.random.default_rng(p["seed"] + 2)
-        val_batches = [strategy.batch(x, y, val_rng)
-                       for x, y in fixed_batches(val_sampler, p["val_patches"], p["batch_size"])]
+    val_batches = validation_batches(val_sampler, p["val_patches"], p["batch_size"], strategy.batch,
+                                     np.random.default_rng(p["seed"] + 2))
 
     if not resume:
         config = {
@@ -159,17 +142,7 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
             "network": spec.name, "task": spec.task, "created": now_iso(), "parameters": p, "axes": summary.axes,
             "spacing": list(summary.spacing) if summary.spacing else None, "geometry": geometry.as_dict(),
             "normalization": normalizer.as_dict(), "target_dtype": summary.target_dtype,
-            "data": {
-                "source": str(Path(summary.source).resolve()),
-                "target": str(Path(summary.target).resolve()) if summary.target else None,
-                "n_pairs": len(pairs), "source_dtype": summary.source_dtype,
-                "train_files": sorted({pairs[r.index][0].name for r in train_regions}),
-                "val_files": sorted({pairs[r.index][0].name for r in val_regions}),
-                "split": "files" if len(pairs) > 1 else (
-                    "slabs of one stack" if geometry.ndim == 3 else "strips of one image"),
-                "shapes": [list(s) for s in summary.shapes],
-                **({"axes_override": axes} if axes else {}),
-            },
+            "data": data.provenance(),
             "notes": notes,
             "environment": {**environment(dev), "precision": precision},
             "transfer_from": str(Path(transfer).resolve()) if transfer else None,
@@ -201,10 +174,7 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     def predict_batches(inputs):
         return [strategy.predict(x, rt) for x in inputs]
 
-    nd = geometry.ndim
-    val_images = (lambda: [tuple(region_view(a, r, nd) for a in cache.get(r.index)) for r in val_regions]) \
-        if val_regions else None
-    config.update(net.finalize(predict_batches, val_batches, p, val_images))
+    config.update(net.finalize(predict_batches, val_batches, p, data.val_images()))
     history = state.history
     best = min(history, key=lambda r: r["val_loss"] if val_batches else r["loss"]) if history else {}
     config["training"].update({
