@@ -17,6 +17,7 @@ import dl4mic
 from dl4mic.data.io import read_image
 from dl4mic.errors import UserError
 from dl4mic.export import bundle as B
+from dl4mic.export import package as P
 from dl4mic.export.yamlio import load_yaml
 from dl4mic.export.dij import DIJ_OPS, check_deepimagej
 
@@ -147,7 +148,7 @@ def test_bundle_contents_care(care):
         readme = zf.read("README.md").decode()
     assert {"README.md", "cover.png", "model.onnx", "model_torchscript.pt", "weights.pt", "dl4mic_network.py",
             "test_input.npy", "test_output.npy", "sample_input.tif", "sample_output.tif",
-            B.MODEL_YAML, B.TRAINING_LOG} <= names
+            P.MODEL_YAML, P.TRAINING_LOG} <= names
     assert "# Validation" in readme and "not been through quality control" in readme and "Weigert" in readme
     assert rdf["inputs"][0]["preprocessing"][0]["id"] == "scale_range"
     assert rdf["outputs"][0]["postprocessing"] == []                 # normalised units, said in the README
@@ -172,7 +173,7 @@ def test_bundle_contents_unet_carries_qc(unet):
     assert post == [{"id": "binarize", "kwargs": {"threshold": config["qc_threshold"]}}]
     with zipfile.ZipFile(path) as zf:
         readme = zf.read("README.md").decode()
-        summary = json.loads(zf.read(B.QC_SUMMARY))
+        summary = json.loads(zf.read(P.QC_SUMMARY))
     assert "# Validation" in readme and "| model |" in readme and "otsu" in readme
     assert summary["main_metric"] == "iou"
     assert rdf["config"]["dl4mic"]["qc"]["metrics"]["model"]["iou"] == pytest.approx(summary["means"]["iou"])
@@ -242,7 +243,7 @@ def test_zip_slip_refused(evil, tmp_path, tmp_path_factory, monkeypatch, capsys)
     monkeypatch.setenv("DL4MIC_CACHE", str(cache))
     bad = tmp_path / "in" / "bad.bioimage.io.zip"
     bad.parent.mkdir()
-    members = {"rdf.yaml": "type: model\n", B.MODEL_YAML: "network: care2d\n"}
+    members = {"rdf.yaml": "type: model\n", P.MODEL_YAML: "network: care2d\n"}
     links = ()
     if evil == "link":
         links = (("link", "/etc/passwd"),)
@@ -251,7 +252,7 @@ def test_zip_slip_refused(evil, tmp_path, tmp_path_factory, monkeypatch, capsys)
     _zip(bad, members, links)
     before = set(tmp_path.rglob("*"))
     with pytest.raises(UserError, match="unsafe path|link or special file"):
-        B.model_dir_from_bundle(bad)
+        P.model_dir_from_bundle(bad)
     assert set(tmp_path.rglob("*")) == before
     assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "in" / "escape.txt").exists()
     assert not [p for p in cache.rglob("*") if p.is_file()]
@@ -263,7 +264,7 @@ def test_zip_slip_refused(evil, tmp_path, tmp_path_factory, monkeypatch, capsys)
 def test_foreign_bundle_refused(tmp_path):
     path = _zip(tmp_path / "foreign.zip", {"rdf.yaml": "type: model\n", "weights.pt": "x"})
     with pytest.raises(UserError, match="not exported by dl4mic"):
-        B.model_dir_from_bundle(path)
+        P.model_dir_from_bundle(path)
 
 
 def test_failed_validation_exits_2_and_writes_nothing(care, tmp_path, monkeypatch, capsys):

@@ -164,7 +164,7 @@ def test_qc_with_and_without_ground_truth(n2v_model, n2v_data, tmp_path):
 
 
 def test_checkerboard_peak_detects_a_grid():
-    from dl4mic.qc.run import checkerboard_peak
+    from dl4mic.qc.residuals import checkerboard_peak
 
     rng = np.random.default_rng(0)
     smooth = np.cumsum(np.cumsum(rng.normal(size=(128, 128)), 0), 1)

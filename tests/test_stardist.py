@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from dl4mic.data.check import label_warnings
+import dl4mic
 from dl4mic.errors import UserError
 from dl4mic.networks import get_network
 from dl4mic.networks import stardist2d as sd
@@ -202,7 +203,7 @@ def test_4096_tiled_no_duplicates_or_cuts_bounded_memory(tmp_path):
 
 
 def test_predict_cli_outputs_and_time_series(tmp_path, monkeypatch):
-    from dl4mic.fiji.rois import read_roi_zip
+    from dl4mic.predict.rois import read_roi_zip
 
     p = small_params(n_rays=16)
     model = write_model(tmp_path / "m", p)
@@ -301,3 +302,28 @@ def test_train_predict_qc_tiny(tmp_path, dsb_small):
     for pdf in (model / "training" / "report.pdf", model / "qc" / "report.pdf"):  # thresholds reported in both
         words = text(pdf)
         assert "thresholds (prob / nms)" in words.lower() and f"{fmt(config['prob_thresh'])} / " in words, pdf
+
+
+def test_default_patch_is_capped_to_the_smallest_image(tmp_path, shared_data):
+    """DSB's narrowest images are 161 px wide: the default 256-pixel patch becomes 160 (a multiple of 16),
+    with a note, instead of a refusal; an explicit 256 is still refused with the fix."""
+    import shutil
+
+    import yaml
+
+    base = shared_data / "dsb2018_stage1test_nuclei_gray" / "train"
+    names = ["a984e7fb886aa02e29d112766d3ce26a4f78eac540ce7bbdbd42af2761928f6d.tif",
+             "4f949bd8d914bbfa06f40d6a0e2b5b75c38bf53dbcbafc48c97f105bee4f8fac.tif"]
+    for kind in ("images", "masks"):
+        (tmp_path / kind).mkdir()
+        for n in names:
+            shutil.copy(base / kind / n, tmp_path / kind / n)
+    tiny = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "filters": 4, "val_patches": 1,
+            "optimize_thresholds": False, "precision": "float32"}
+    model = dl4mic.train("stardist2d", source=tmp_path / "images", target=tmp_path / "masks", model=tmp_path / "m",
+                         params=tiny, progress="none")
+    config = yaml.safe_load((model / "model.yaml").read_text())
+    assert config["parameters"]["patch_size"] == 160 and "161" in config["notes"][0]
+    with pytest.raises(UserError, match="--patch-size"):
+        dl4mic.train("stardist2d", source=tmp_path / "images", target=tmp_path / "masks", model=tmp_path / "m2",
+                     params={**tiny, "patch_size": 256}, progress="none")

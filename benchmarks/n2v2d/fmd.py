@@ -8,7 +8,7 @@ Data: ../shared/data/fmd_confocal_bpae_b (FMD confocal BPAE, 16 training fields 
 fields; `noisy` single acquisitions, `clean` the average of 50).  Each variant trains with dl4mic's
 defaults on `train/noisy` only (no clean image is ever seen), predicts `test/noisy`, and is scored
 against `test/clean`: PSNR (range 255, predictions not clipped) next to the noisy input's, and the
-checkerboard test -- `dl4mic.qc.run.checkerboard_peak`, the largest ratio of spectral power at the
+checkerboard test -- `dl4mic.qc.residuals.checkerboard_peak`, the largest ratio of spectral power at the
 periods of 2 and 4 pixels to its ring, for the prediction, the clean image and the error
 (prediction - clean).  Clean images score about 5-8; N2V's checkerboard shows as much larger peaks.
 A figure shows each prediction beside the log power spectra of its error.
@@ -39,7 +39,7 @@ def figure(panels: list, path: Path, crop: int = 96) -> None:
     import numpy as np
     from scipy import ndimage
 
-    from dl4mic.qc.run import power_spectrum
+    from dl4mic.qc.residuals import power_spectrum
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
 
     import dl4mic
     from dl4mic.data.io import read_image, write_tiff
-    from dl4mic.qc.run import checkerboard_peak
+    from dl4mic.qc.residuals import checkerboard_peak
 
     work = a.workdir or Path(tempfile.mkdtemp(prefix="dl4mic-fmd-n2v-"))
     test_names = sorted(p.name for p in (a.data / "test" / "noisy").iterdir() if p.suffix == ".tif")

@@ -103,7 +103,7 @@ FAKE_DL4MIC = textwrap.dedent('''
     if args[0] == "predict" and "--output" in args:
         import numpy as np
         from dl4mic.data.io import write_tiff
-        from dl4mic.fiji.rois import labels_to_roi_zip
+        from dl4mic.predict.rois import labels_to_roi_zip
         out = args[args.index("--output") + 1]
         stem = os.path.basename(args[args.index("--input") + 1]).split(".")[0]
         lab = np.zeros((32, 32), np.uint16); lab[4:10, 4:12] = 1; lab[20:30, 15:25] = 2

@@ -10,7 +10,7 @@ import tifffile
 from dl4mic.errors import UserError
 from dl4mic.fiji import (boxes_to_roi_zip, labels_to_roi_zip, objects_from_labels, read_boxes_csv,
                          roi_zip_to_labels, write_boxes_csv, write_tiff_with_overlay, write_trackmate_csv)
-from dl4mic.fiji.contours import fill_loops, mask_outlines
+from dl4mic.predict.contours import fill_loops, mask_outlines
 
 
 def test_outlines_fill_back_to_the_exact_pixels():

@@ -20,7 +20,7 @@ from .. import __version__
 from ..data.normalize import describe as describe_normalization
 from ..networks.export_specs import export_spec
 from . import weights as W
-from .bundle import MODEL_YAML, QC_SUMMARY, STATE_DICT, TRAINING_LOG
+from .package import MODEL_YAML, QC_SUMMARY, STATE_DICT, TRAINING_LOG
 from .dij import apply_op
 from .yamlio import dump_yaml, load_yaml
 

@@ -6,8 +6,8 @@ Pure Python (what `dl4mic predict --rois` uses): `labels_to_roi_zip`,
 """
 
 from .boxes import boxes_to_roi_zip, read_boxes_csv, write_boxes_csv
-from .rois import labels_to_roi_zip, labels_to_rois, roi_zip_to_labels, rois_to_labels
-from .trackmate import objects_from_labels, write_trackmate_csv
+from ..predict.rois import labels_to_roi_zip, labels_to_rois, roi_zip_to_labels, rois_to_labels
+from ..predict.trackmate import objects_from_labels, write_trackmate_csv
 
 
 def connect(fiji=None, ij_jar=None, headless=None):

@@ -15,7 +15,7 @@ from roifile import ROI_TYPE, ImagejRoi
 from ..data.io import atomic_path
 from ..errors import UserError
 from .jylib import dl4mic_boxes
-from .rois import write_roi_zip
+from ..predict.rois import write_roi_zip
 
 FIELDS = dl4mic_boxes.FIELDS
 

@@ -76,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
         written = install_scripts(args.fiji, python=args.python)
         print(f"Installed {len(written)} files; restart Fiji and find them under Plugins > dl4mic.")
     elif cmd == "rois":
-        from .rois import labels_to_roi_zip
+        from ..predict.rois import labels_to_roi_zip
 
         out = _refuse_overwrite(Path(args.output) if args.output else _default(args.labels, "_rois.zip"), args.labels)
         labels_to_roi_zip(read_image(args.labels), out)
         print(out)
     elif cmd == "labels":
-        from .rois import read_roi_zip, rois_to_labels, rois_to_mask
+        from ..predict.rois import read_roi_zip, rois_to_labels, rois_to_mask
 
         shape = read_image(args.like).shape
         suffix = "_mask.tif" if args.mask else "_labels.tif"

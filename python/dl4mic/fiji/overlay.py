@@ -8,7 +8,7 @@ import numpy as np
 import tifffile
 
 from ..data.io import atomic_path
-from .rois import labels_to_rois
+from ..predict.rois import labels_to_rois
 
 
 def write_tiff_with_overlay(path: str | Path, image: np.ndarray, rois=None, labels: np.ndarray | None = None) -> Path:

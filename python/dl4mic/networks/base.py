@@ -95,6 +95,12 @@ class Network:
                         multiple=tuple(p ** depth for p in self.pool(params)), halo=self.halo(params),
                         out_scale=self.out_scale(params), spacing=tuple(spacing) if spacing else None)
 
+    def check_geometry(self, params: dict, geometry: Geometry) -> None:
+        """Refuse, with the fix, a geometry this network cannot train on (before any file is written)."""
+        from .geometry import check_patch
+
+        check_patch(geometry, self.name)
+
     # --- model -----------------------------------------------------------------------------------
     def build(self, params: dict) -> torch.nn.Module:
         raise NotImplementedError

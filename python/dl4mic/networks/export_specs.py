@@ -57,6 +57,7 @@ def input_preprocessing(config: dict) -> list:
 
 
 def restoration_export(config: dict) -> ExportSpec:
+    what = "stack" if (config.get("geometry") or {}).get("axes") == "ZYX" else "image"
     words = {"loss": "L1Loss (MAE)" if config["parameters"].get("loss") == "mae" else "MSELoss",
              "architecture": unet_words(config)}
     target = (config.get("normalization") or {}).get("target") or {"method": "source"}
@@ -66,7 +67,7 @@ def restoration_export(config: dict) -> ExportSpec:
         axis = {"axis": "channel"} if isinstance(mean, list) else {}
         return ExportSpec(
             output_id="restored", output_units="raw",
-            output_description="Restored image in the intensity units of the input.",
+            output_description=f"Restored {what} in the intensity units of the input.",
             postprocessing=[("scale_linear", {"gain": std, "offset": mean, **axis})],
             units_note=(f"The output is in the input's intensity units: the network works on images scaled to "
                         f"zero mean and unit variance with the training data's {describe(source)} "
@@ -77,14 +78,14 @@ def restoration_export(config: dict) -> ExportSpec:
         gain = max(hi - lo, 1e-6)
         return ExportSpec(
             output_id="restored", output_units="raw",
-            output_description="Restored image in the intensity units of the training targets.",
+            output_description=f"Restored {what} in the intensity units of the training targets.",
             postprocessing=[("scale_linear", {"gain": gain, "offset": lo})],
             units_note=(f"The output is in the intensity units of the training targets: the network's "
                         f"normalised output y is mapped back with `scale_linear` (y * {gain:.6g} + {lo:.6g}), "
                         f"the fixed range of the training targets."), **words)
     return ExportSpec(
         output_id="restored", output_units="normalised",
-        output_description="Restored image in normalised units (0 and 1: the input's low and high percentiles).",
+        output_description=f"Restored {what} in normalised units (0 and 1: the input's low and high percentiles).",
         units_note=("The output is in **normalised units** (0 = the input image's low percentile, 1 = its high "
                     "percentile). The model was trained with targets scaled by each *input's* percentiles, whose "
                     "inverse is not a processing step DeepImageJ (or the bioimage.io spec) supports; to get raw "

@@ -11,9 +11,8 @@ leaves a 2-pixel period in the outputs.
 
 from __future__ import annotations
 
-import torch
-
 from ..data.normalize import scale
+from ..errors import UserError
 from ..training.blind_spot import masked_mse
 from .base import Network
 from .care import restored_output
@@ -50,6 +49,16 @@ class N2V2D(Network):
                 out.append(h + (-(-(5 * (m - 1)) // m) * m if m > 1 else 0))
             halo = tuple(out)
         return halo
+
+    def check_geometry(self, params, geometry):
+        super().check_geometry(params, geometry)
+        r = int(params["neighborhood_radius"])
+        small = [(a, n) for a, n in zip(geometry.axes, geometry.patch) if n <= 2 * r]
+        if small:
+            a, n = small[0]
+            raise UserError(f"The patch is {n} pixels along {a}, too small for the blind-spot neighbourhood of radius "
+                            f"{r} (2 x {r} + 1 = {2 * r + 1} pixels); use --param neighborhood_radius={max(1, (n - 1) // 2)} "
+                            f"or a patch of at least {2 * r + 2} along {a}.")
 
     def strategy(self, params):
         from ..training.strategies import SelfSupervised

@@ -122,7 +122,7 @@ def load_model(path: str | Path, weights: str = "best", device: str | None = Non
     """A model folder, or a dl4mic bioimage.io bundle zip (extracted safely beside a cache)."""
     path = Path(path)
     if path.is_file() and path.suffix == ".zip":
-        from ..export.bundle import model_dir_from_bundle
+        from ..export.package import model_dir_from_bundle
 
         path = model_dir_from_bundle(path)
     return LoadedModel(path, weights=weights, device=device)

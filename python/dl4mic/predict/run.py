@@ -62,7 +62,7 @@ def write_objects_csv(objects: list[dict], path: Path) -> Path:
 
 
 def write_trackmate(objects: list[dict], path: Path) -> Path:
-    from ..fiji.trackmate import write_trackmate_csv
+    from .trackmate import write_trackmate_csv
 
     rows = [{"id": n, "name": f"label-{o['label']}", "x": o["x"], "y": o["y"], "frame": o.get("frame", 0),
              "radius": float(np.sqrt(o["area"] / np.pi)), "quality": o["score"], "area": o["area"]}
@@ -120,7 +120,7 @@ def predict(model, input, output, *, rois: bool = False, tile="auto", overwrite:
         if "trackmate" in paths:
             write_trackmate(result.tables["objects"], paths["trackmate"])
         if "rois" in paths:
-            from ..fiji.rois import labels_to_roi_zip
+            from .rois import labels_to_roi_zip
 
             labels_to_roi_zip(result["labels"], paths["rois"])
         written.append(paths)

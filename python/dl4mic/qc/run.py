@@ -22,6 +22,7 @@ from ..data.io import atomic_path, channels_first, dtype_range, read_image, read
 from ..errors import UserError
 from . import baselines as bl
 from . import maps, plots
+from .residuals import denoising_figure, residual_statistics
 from .metrics import (AP_THRESHOLDS, best_threshold, instance_metrics, instance_metrics_many, multiclass_metrics,
                       restoration_metrics, segmentation_metrics, threshold_sweep_many)
 
@@ -173,9 +174,6 @@ def _qc_restoration(m, pairs, out: Path, progress) -> dict:
 
 
 # --- restoration without ground truth (e.g. Noise2Void on the images it denoises) -------------------------
-
-from .residuals import (NYQUIST_FRACTIONS, _lag1_correlation, checkerboard_peak,  # noqa: E402,F401
-                        denoising_figure, noise_sigma, power_spectrum, residual_statistics)
 
 
 def _qc_restoration_no_gt(m, pairs, out: Path, progress) -> dict:

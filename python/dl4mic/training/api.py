@@ -13,18 +13,18 @@ import torch
 from ..data.sources import validation_batches
 from ..errors import UserError
 from ..networks import get_network
-from ..networks.geometry import check_patch, round_down
+from ..networks.geometry import round_down
 from ..specs import load_spec
-from .loop import TrainingState, run_epochs
 from ..model_folder import ModelFolder, environment, now_iso, read_model_config
 from ..progress import Progress
+from .loop import TrainingState, run_epochs
 from .runtime import Runtime, bf16_fast, pick_device
 
 
 def _transfer_source(path: Path) -> tuple[Path, dict]:
     """Model folder (or bundle) whose best weights and learning rate start a transfer-learning run."""
     if path.is_file() and path.suffix == ".zip":
-        from ..export.bundle import model_dir_from_bundle
+        from ..export.package import model_dir_from_bundle
 
         path = model_dir_from_bundle(path)
     return path, read_model_config(path)
@@ -56,12 +56,13 @@ def _fit_patch(net, p: dict, summary, explicit: bool, notes: list[str]) -> dict:
     geometry = net.geometry(p, summary.spacing)
     smallest = tuple(min(s[-geometry.ndim:][i] for s in summary.shapes) for i in range(geometry.ndim))
     if not explicit and any(a > b for a, b in zip(geometry.patch, smallest)):
-        capped = round_down(tuple(min(a, b) for a, b in zip(geometry.patch, smallest)), geometry.multiple)
+        fit = (min(smallest),) * 2 if geometry.ndim == 2 and len(set(geometry.patch)) == 1 else smallest
+        capped = round_down(tuple(min(a, b) for a, b in zip(geometry.patch, fit)), geometry.multiple)
         if all(c <= s for c, s in zip(capped, smallest)):
             p = {**p, "patch_size": capped[0] if len(set(capped)) == 1 and geometry.ndim == 2 else list(capped)}
             notes.append(f"the default patch size {'x'.join(map(str, geometry.patch))} is larger than the smallest "
                          f"image ({'x'.join(map(str, smallest))}); patches of {'x'.join(map(str, capped))} are used.")
-    check_patch(net.geometry(p, summary.spacing), net.name)
+    net.check_geometry(p, net.geometry(p, summary.spacing))
     return p
 
 
