@@ -27,10 +27,12 @@ class Region:
 
 class ImageCache:
     """Prepared (normalised) training arrays by pair index, least recently used dropped beyond `max_bytes`.
-    `load(index)` gives the raw (source, target) arrays channels-first."""
+    `load(index)` gives the raw (source, target) arrays channels-first; `lazy(index)`, when it returns
+    views, serves a pair too large to hold (read as patches are drawn, `data.lazy`)."""
 
-    def __init__(self, load: Callable[[int], tuple], prepare: Callable, max_bytes: int):
-        self.load, self.prepare, self.max_bytes = load, prepare, max_bytes
+    def __init__(self, load: Callable[[int], tuple], prepare: Callable, max_bytes: int,
+                 lazy: Callable[[int], tuple | None] | None = None):
+        self.load, self.prepare, self.max_bytes, self.lazy = load, prepare, max_bytes, lazy
         self._items: OrderedDict[int, tuple] = OrderedDict()
         self._bytes = 0
 
@@ -38,7 +40,8 @@ class ImageCache:
         if index in self._items:
             self._items.move_to_end(index)
             return self._items[index]
-        item = self.prepare(*self.load(index))
+        views = self.lazy(index) if self.lazy is not None else None
+        item = views if views is not None else self.prepare(*self.load(index))
         size = sum(a.nbytes for a in item if a is not None)
         while self._items and self._bytes + size > self.max_bytes:
             _, old = self._items.popitem(last=False)

@@ -35,8 +35,9 @@ class DataSource:
         raise NotImplementedError
 
     def samplers(self, prepare: Callable, patch: tuple, rng: np.random.Generator, *, augment: bool, crop,
-                 cache_bytes: int, seed: int):
-        """(training sampler, validation sampler or None); samplers have `sample(batch)`."""
+                 cache_bytes: int, seed: int, normalizer=None, prepare_for: Callable | None = None):
+        """(training sampler, validation sampler or None); samplers have `sample(batch)`. `prepare_for(normaliser)`
+        rebuilds `prepare` around another normaliser (stacks read lazily pin their own range)."""
         raise NotImplementedError
 
     def val_images(self) -> Callable[[], list[tuple]] | None:
@@ -62,14 +63,41 @@ class FolderPairs(DataSource):
     def __init__(self, spec, source, target=None, axes: str | None = None, params: dict | None = None):
         self.summary = check_data(spec, source, target, axes, params)
         self.axes_override = axes
+        self.cache_bytes = int((params or {}).get("cache_mb", 2048)) * 2**20
         self.train_regions: list = []
         self.val_regions: list = []
         self._cache: ImageCache | None = None
+        self._lazy_prepare = None
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         src, tgt = self.summary.pairs[i]
         x = channels_first(read_image(src), self.summary.axes)
         return x, (channels_first(read_image(tgt), self.summary.axes) if tgt is not None else None)
+
+    def lazy_stacks(self, i: int) -> tuple | None:
+        """(source, target) lazy readers when pair `i` is a ZYX stack whose prepared arrays would not fit the
+        cache (`cache_mb`), else None (read whole)."""
+        from .lazy import LazyStack
+
+        if self.summary.axes != "ZYX":
+            return None
+        src, tgt = self.summary.pairs[i]
+        s = LazyStack.open(src)
+        if s is None or int(np.prod(s.shape)) * 4 * (2 if tgt is not None else 1) <= self.cache_bytes:
+            return None
+        t = LazyStack.open(tgt) if tgt is not None else None
+        return None if (tgt is not None and t is None) else (s, t)
+
+    def _load_or_lazy(self, i: int):
+        stacks = self.lazy_stacks(i) if self._lazy_prepare is not None else None
+        if stacks is None:
+            return None
+        from .lazy import LazyPair, PinnedNormalizer
+
+        normalizer, prepare_for = self._lazy_prepare
+        source, target = stacks
+        pinned = PinnedNormalizer(normalizer, normalizer.source_range(source.subsample()))
+        return LazyPair(source, target, prepare_for(pinned)).views()
 
     def split(self, val_split, seed, patch):
         self.patch = tuple(patch)
@@ -77,11 +105,19 @@ class FolderPairs(DataSource):
                                                              seed, self.patch)
 
     def fit_images(self, role):
+        """Training images of a role; large stacks by a subsample of their planes."""
         k = 0 if role == "source" else 1
-        return [self.load(i)[k] for i in sorted({r.index for r in self.train_regions})]
+        out = []
+        for i in sorted({r.index for r in self.train_regions}):
+            stacks = self.lazy_stacks(i)
+            out.append(stacks[k].subsample() if stacks is not None else self.load(i)[k])
+        return out
 
-    def samplers(self, prepare, patch, rng, *, augment, crop, cache_bytes, seed):
-        self._cache = ImageCache(self.load, prepare, cache_bytes)
+    def samplers(self, prepare, patch, rng, *, augment, crop, cache_bytes, seed, normalizer=None,
+                 prepare_for=None):
+        self.cache_bytes = cache_bytes
+        self._lazy_prepare = (normalizer, prepare_for) if normalizer is not None and prepare_for else None
+        self._cache = ImageCache(self.load, prepare, cache_bytes, lazy=self._load_or_lazy)
         shapes = self.summary.shapes
         train = PatchSampler(self.train_regions, shapes, self._cache, patch, rng, augment=augment, crop=crop)
         val = PatchSampler(self.val_regions, shapes, self._cache, patch, np.random.default_rng(seed + 1)) \
@@ -145,7 +181,8 @@ class Unpaired(DataSource):
     def fit_images(self, role):
         return (self.a if role == "source" else self.b).fit_images("source")
 
-    def samplers(self, prepare, patch, rng, *, augment, crop, cache_bytes, seed):
+    def samplers(self, prepare, patch, rng, *, augment, crop, cache_bytes, seed, normalizer=None,
+                 prepare_for=None):
         def alone(x, _):  # each domain is prepared as an input on its own (e.g. its own percentiles)
             return prepare(x, None)
 
@@ -209,7 +246,8 @@ class Simulated(DataSource):
         rng = np.random.default_rng(12345)
         return [self.simulate(self.params, rng)[0 if role == "source" else 1] for _ in range(4)]
 
-    def samplers(self, prepare, patch, rng, *, augment, crop, cache_bytes, seed):
+    def samplers(self, prepare, patch, rng, *, augment, crop, cache_bytes, seed, normalizer=None,
+                 prepare_for=None):
         train = _SimulatedSampler(self.simulate, self.params, prepare, rng, seed)
         val = _SimulatedSampler(self.simulate, self.params, prepare, np.random.default_rng(seed + 1), seed + 1) \
             if self.val else None

@@ -132,7 +132,8 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     rng = np.random.default_rng(p["seed"])
     sampler, val_sampler = data.samplers(net.prepare(normalizer, p), geometry.patch, rng, augment=p["augment"],
                                          crop=net.patch_crop(p), cache_bytes=int(p["cache_mb"]) * 2**20,
-                                         seed=p["seed"])
+                                         seed=p["seed"], normalizer=normalizer,
+                                         prepare_for=lambda n: net.prepare(n, p))
     strategy = net.strategy(p)
     val_batches = validation_batches(val_sampler, p["val_patches"], p["batch_size"], strategy.batch,
                                      np.random.default_rng(p["seed"] + 2))
