@@ -105,33 +105,36 @@ def reference_inputs(model_dir: Path, source: Path, target: Path, test_source: P
     validates on exactly dl4mic's validation patches."""
     import numpy as np
 
-    from dl4mic.data.check import check_data
     from dl4mic.data.io import read_image
-    from dl4mic.data.normalize import Normalizer, scale
-    from dl4mic.data.patches import ImageCache, PatchSampler, fixed_batches, split_regions
+    from dl4mic.data.normalize import scale
+    from dl4mic.data.patches import ImageCache, PatchSampler, fixed_batches
+    from dl4mic.data.sources import FolderPairs
     from dl4mic.networks import get_network
     from dl4mic.predict.model import read_model_config
+    from dl4mic.specs import load_spec
 
     cfg = read_model_config(model_dir)
     p = cfg["parameters"]
     net = get_network(cfg["network"])
-    normalizer = Normalizer(cfg["normalization"])
-    summary = check_data(cfg["network"], source, target)
-    pairs = summary.pairs
-    train_regions, val_regions = split_regions(pairs, summary.shapes, p["val_split"], p["seed"], p["patch_size"])
+    normalizer = net.normalizer(cfg)
+    data = FolderPairs(load_spec(cfg["network"]), source, target, params=p)
+    patch = net.geometry(p).patch
+    data.split(p["val_split"], p["seed"], patch)
+    summary, pairs = data.summary, data.summary.pairs
+    train_regions, val_regions = data.train_regions, data.val_regions
     train_names = sorted({pairs[r.index][0].name for r in train_regions})
     val_names = sorted({pairs[r.index][0].name for r in val_regions})
     if train_names != cfg["data"]["train_files"] or val_names != cfg["data"]["val_files"]:
         raise SystemExit("could not reproduce dl4mic's train/validation split from model.yaml; "
                          "update benchmarks/care2d/run.py to dl4mic's data pipeline")
-    if any(r.y0 != 0 or r.y1 != summary.shapes[r.index][-2] for r in train_regions):
+    if any(r.start != 0 or r.stop != summary.shapes[r.index][-2] for r in train_regions):
         raise SystemExit("dl4mic split one image into strips; the benchmark expects whole-file splits")
-    cache = ImageCache(pairs, net.prepare(normalizer, p), 1 << 40)
+    cache = ImageCache(data.load, net.prepare(normalizer, p), 1 << 40)
     arrays = {}
     for j, r in enumerate(train_regions):
         x, y = cache.get(r.index)
         arrays[f"train_src/{j}"], arrays[f"train_tgt/{j}"] = x, y
-    val_sampler = PatchSampler(val_regions, summary.shapes, cache, p["patch_size"],
+    val_sampler = PatchSampler(val_regions, summary.shapes, cache, patch,
                                np.random.default_rng(p["seed"] + 1))
     batches = fixed_batches(val_sampler, p["val_patches"], p["batch_size"])
     arrays["val_x"] = np.concatenate([b[0] for b in batches])[:, 0]

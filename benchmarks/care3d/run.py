@@ -2,7 +2,7 @@
 """CARE 3D: dl4mic (PyTorch) against the reference, csbdeep CARE 3D (TensorFlow/Keras 3), in one run.
 
     .venv/bin/python benchmarks/care3d/run.py --quick          # smoke test, a few minutes
-    .venv/bin/python benchmarks/care3d/run.py                  # 10 epochs x 20 steps x 16 x 16x64x64
+    .venv/bin/python benchmarks/care3d/run.py                  # 10 epochs x 10 steps x 8 x 16x64x64
     .venv/bin/python benchmarks/care3d/run.py --epochs 40 --steps 50
 
 Run it with the project's Python (the one that imports dl4mic).  The reference runs in the CARE 2D
@@ -73,11 +73,11 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, help="epochs (default 10; --quick: 2)")
-    ap.add_argument("--steps", type=int, help="steps per epoch (default 20; --quick: 3)")
-    ap.add_argument("--batch-size", type=int, help="patches per step (default 16; --quick: 4)")
+    ap.add_argument("--steps", type=int, help="steps per epoch (default 10; --quick: 2)")
+    ap.add_argument("--batch-size", type=int, help="patches per step (default 8; --quick: 4)")
     ap.add_argument("--patch-size", type=patch_arg, default=list(DEFAULT_PATCH), help="Z,Y,X (default 16,64,64)")
-    ap.add_argument("--val-patches", type=int, help="fixed validation patches (default: dl4mic's, 64; --quick: 8)")
-    ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs x 3 steps x batch 4, 8 val patches")
+    ap.add_argument("--val-patches", type=int, help="fixed validation patches (default 32; --quick: 8)")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs x 2 steps x batch 4, 8 val patches")
     ap.add_argument("--threads", type=int, default=2, help="compute threads for each side (default 2)")
     ap.add_argument("--precision", default=None, choices=["auto", "float32", "bfloat16"],
                     help="dl4mic's training arithmetic (default: dl4mic's own default, auto)")
@@ -97,10 +97,9 @@ def parse_args(argv=None):
     ap.add_argument("--keep", action="store_true", help="do not delete the temporary work folder")
     a = ap.parse_args(argv)
     a.epochs = a.epochs or (2 if a.quick else 10)
-    a.steps = a.steps or (3 if a.quick else 20)
-    a.batch_size = a.batch_size or (4 if a.quick else 16)
-    if a.val_patches is None and a.quick:
-        a.val_patches = 8
+    a.steps = a.steps or (2 if a.quick else 10)
+    a.batch_size = a.batch_size or (4 if a.quick else 8)
+    a.val_patches = a.val_patches or (8 if a.quick else 32)
     return a
 
 
@@ -112,8 +111,7 @@ def dl4mic_params(a) -> dict:
          "depth": 2, "filters": 32, "kernel_size": 3, "batch_norm": False, "loss": "mae", "pool_z": "yes",
          "target_normalization": "fixed", "learning_rate": 4e-4, "val_split": 0.1, "seed": a.seed,
          "lr_patience": 10, "lr_factor": 0.5, "epochs": a.epochs}
-    if a.val_patches:
-        p["val_patches"] = a.val_patches
+    p["val_patches"] = a.val_patches
     if a.precision:
         p["precision"] = a.precision
     return p

@@ -138,21 +138,25 @@ def reference_inputs(model_dir: Path, source: Path, test_dir: Path, test_files: 
     """Raw arrays for CAREamics: dl4mic's training files and the raw pixels of its validation patches."""
     import numpy as np
 
-    from dl4mic.data.check import check_data
     from dl4mic.data.io import read_image
-    from dl4mic.data.patches import ImageCache, PatchSampler, fixed_batches, split_regions
+    from dl4mic.data.patches import ImageCache, PatchSampler, fixed_batches
+    from dl4mic.data.sources import FolderPairs
+    from dl4mic.networks import get_network
     from dl4mic.predict.model import read_model_config
+    from dl4mic.specs import load_spec
 
     cfg = read_model_config(model_dir)
     p = cfg["parameters"]
-    summary = check_data(cfg["network"], source)
-    pairs = summary.pairs
-    train_regions, val_regions = split_regions(pairs, summary.shapes, p["val_split"], p["seed"], p["patch_size"])
+    data = FolderPairs(load_spec(cfg["network"]), source, params=p)
+    patch = get_network(cfg["network"]).geometry(p).patch
+    data.split(p["val_split"], p["seed"], patch)
+    summary, pairs = data.summary, data.summary.pairs
+    train_regions, val_regions = data.train_regions, data.val_regions
     train_names = sorted({pairs[r.index][0].name for r in train_regions})
     if train_names != cfg["data"]["train_files"]:
         raise SystemExit("could not reproduce dl4mic's train/validation split from model.yaml")
-    raw = ImageCache(pairs, lambda s, t: (np.asarray(s, np.float32), None), 1 << 40)
-    batches = fixed_batches(PatchSampler(val_regions, summary.shapes, raw, p["patch_size"],
+    raw = ImageCache(data.load, lambda s, t: (np.asarray(s, np.float32), None), 1 << 40)
+    batches = fixed_batches(PatchSampler(val_regions, summary.shapes, raw, patch,
                                          np.random.default_rng(p["seed"] + 1)), p["val_patches"], p["batch_size"])
     arrays = {"train": np.stack([raw.get(r.index)[0] for r in train_regions]),
               "val": np.concatenate([b[0] for b in batches])[:, 0]}

