@@ -27,7 +27,6 @@ from .metrics import (AP_THRESHOLDS, best_threshold, instance_metrics, instance_
                       restoration_metrics, segmentation_metrics, threshold_sweep_many)
 
 MAX_FIGURES = 16  # per-image PNG figures (TIFF maps are written for every image)
-TASKS = ("restoration", "segmentation", "instance")
 
 
 def _load(model):
@@ -315,6 +314,12 @@ def _qc_instance(m, pairs, out: Path, progress) -> dict:
             "main_metric": "f1"}
 
 
+# The scorer of each QC task a network can declare (`Network.qc_task`): with ground truth, and without
+# it (None where a score needs ground truth).
+SCORERS = {"restoration": (_qc_restoration, _qc_restoration_no_gt), "segmentation": (_qc_segmentation, None),
+           "instance": (_qc_instance, None)}
+
+
 def _write_csv(path: Path, rows: list[dict]):
     fields = list(dict.fromkeys(k for r in rows for k in r))
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -377,10 +382,11 @@ def run_qc(model, source, target=None, output=None, overwrite: bool = True, prog
 
     m = _load(model)
     task = m.task
-    if task not in TASKS:
+    if task not in SCORERS:
         raise UserError(f"QC of {task} models is not available yet in this dl4mic version; "
                         f"score their outputs with the functions in dl4mic.qc.metrics.")
-    if target is None and task != "restoration":
+    with_truth, without_truth = SCORERS[task]
+    if target is None and without_truth is None:
         raise UserError(f"QC of {task} models needs ground truth; give --target, the folder of true "
                         f"masks or labels with the same file names as the images in {source}.")
     pairs = pair_files(source, target)
@@ -392,11 +398,7 @@ def run_qc(model, source, target=None, output=None, overwrite: bool = True, prog
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
     try:
-        if target is None:
-            result = _qc_restoration_no_gt(m, pairs, tmp, progress)
-        else:
-            result = {"restoration": _qc_restoration, "segmentation": _qc_segmentation,
-                      "instance": _qc_instance}[task](m, pairs, tmp, progress)
+        result = (with_truth if target is not None else without_truth)(m, pairs, tmp, progress)
         rows = result.pop("rows")
         spec = getattr(m, "spec", None)
         config = m.config or {}
