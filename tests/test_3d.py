@@ -104,7 +104,7 @@ def test_3d_tiled_prediction_equals_one_pass(tmp_path, network, params):
     import torch
 
     from dl4mic.networks import get_network
-    from dl4mic.predict.tiling import predict_tiled
+    from dl4mic.tiling import predict_tiled
     from dl4mic.specs import load_spec
 
     net = get_network(network)

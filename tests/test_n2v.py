@@ -15,7 +15,7 @@ from dl4mic.errors import UserError
 from dl4mic.networks import get_network
 from dl4mic.training.blind_spot import blind_spot_mask, masked_mse, stratified_coords
 from dl4mic.networks.unet import UNet
-from dl4mic.predict.tiling import predict_tiled
+from dl4mic.tiling import predict_tiled
 from dl4mic.specs import load_spec
 
 from helpers import TINY, cli, write

@@ -21,7 +21,7 @@ from dl4mic.errors import UserError
 from dl4mic.networks import get_network
 from dl4mic.networks import stardist2d as sd
 from dl4mic.predict.model import LoadedModel, load_model
-from dl4mic.predict.tiling import predict_tiled
+from dl4mic.tiling import predict_tiled
 from dl4mic.specs import load_spec
 
 from helpers import cli

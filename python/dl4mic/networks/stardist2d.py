@@ -311,7 +311,7 @@ class StarDist2D(Network):
         if not params.get("optimize_thresholds", True) or not images:
             why = "disabled" if not params.get("optimize_thresholds", True) else "no validation images"
             return {**defaults, "thresholds": {"optimized": False, "reason": why}}
-        from ..predict.tiling import predict_tiled
+        from ..tiling import predict_tiled
 
         def run(window):
             return predict_batches([window])[0]

@@ -15,7 +15,7 @@ from ..errors import UserError
 from ..model_folder import read_model_config
 from ..networks.base import Outputs
 from ..specs import load_spec
-from .tiling import predict_tiled
+from ..tiling import predict_tiled
 
 DEFAULT_TILE = {2: 1024, 3: (64, 256, 256)}  # pixels per spatial axis of one tile (the halo comes on top)
 
