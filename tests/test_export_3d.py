@@ -26,7 +26,7 @@ FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
 TINY3D = {"steps_per_epoch": 2, "batch_size": 2, "patch_size": [8, 32, 32], "depth": 1, "filters": 4,
           "val_patches": 2, "precision": "float32"}
 SPACING = (0.29, 0.26, 0.26)  # µm (Z, Y, X) of the cells3d stacks
-CASES = ["care3d", "unet3d", "n2v3d", "multiclass"]
+CASES = ["care3d", "unet3d", "n2v3d", "stardist3d", "multiclass"]
 
 
 @pytest.fixture(autouse=True)
@@ -105,6 +105,33 @@ def n2v3d(tmp_path_factory, n2v3d_data):
 
 
 @pytest.fixture(scope="module")
+def stardist3d_data(tmp_path_factory):
+    """stardist's own 3D test stack (31 x 61 x 57) beside its mirror image in X (31 x 61 x 114: the bundle's
+    test image needs 68 voxels in Y and X), and that flipped in Y, with their labels."""
+    from stardist.data import test_image_nuclei_3d
+
+    x, y = test_image_nuclei_3d(return_mask=True)
+    x = np.concatenate([x, x[:, :, ::-1]], axis=2)
+    y = np.concatenate([y, np.where(y[:, :, ::-1] > 0, y[:, :, ::-1] + y.max(), 0)], axis=2)
+    x, y = np.concatenate([x, x[:, ::-1]], axis=1), np.concatenate([y, np.where(y[:, ::-1] > 0, y[:, ::-1] + y.max(), 0)], axis=1)
+    root = tmp_path_factory.mktemp("stardist3d-data")
+    for name, (a, b) in {"a.tif": (x, y), "b.tif": (x[:, :, ::-1], y[:, :, ::-1])}.items():
+        write_tiff(root / "images" / name, np.ascontiguousarray(a), "ZYX", spacing=(1.0, 0.5, 0.5))
+        write_tiff(root / "masks" / name, np.ascontiguousarray(b), "ZYX", spacing=(1.0, 0.5, 0.5))
+    return root / "images", root / "masks"
+
+
+@pytest.fixture(scope="module")
+def stardist3d(tmp_path_factory, stardist3d_data):
+    """Anisotropy 2 from the voxel size: grid 1 along Z, 2 in YX; 97 output channels at input resolution."""
+    model = dl4mic.train("stardist3d", source=stardist3d_data[0], target=stardist3d_data[1],
+                         model=tmp_path_factory.mktemp("stardist3d") / "sd3", epochs=1,
+                         params={**TINY3D, "patch_size": [16, 32, 32], "n_rays": 16, "conv_after_unet": 8,
+                                 "val_split": 0.5, "optimize_thresholds": False}, progress="none")
+    return _export(model)
+
+
+@pytest.fixture(scope="module")
 def multiclass_data(tmp_path_factory):
     """Synthetic 2D images with two classes: bright discs (1) and dim squares (2) on a dark background."""
     root = tmp_path_factory.mktemp("multiclass-data")
@@ -137,6 +164,7 @@ def _inputs(which, request):
     return {"care3d": lambda: request.getfixturevalue("care3d_data")[0],
             "unet3d": lambda: request.getfixturevalue("unet3d_data")[0],
             "n2v3d": lambda: request.getfixturevalue("n2v3d_data"),
+            "stardist3d": lambda: request.getfixturevalue("stardist3d_data")[0],
             "multiclass": lambda: request.getfixturevalue("multiclass_data")[0]}[which]()
 
 
@@ -208,6 +236,23 @@ def test_3d_axes_halo_sizes_and_samples(which, request):
     proto = onnx.load_model_from_string(_member(path, rdf["weights"]["onnx"]["source"]))
     dims = [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", "", "z", "y", "x"] and proto.ir_version == 8
+
+
+def test_stardist3d_bundle_in_stardists_layout(stardist3d):
+    """config.stardist holds what StarDist 3D's NMS needs (rays, grid, anisotropy, thresholds); the output is
+    probability + distances at the input's resolution; the README says who runs the 3D NMS."""
+    model, path, _ = stardist3d
+    rdf = _rdf(path)
+    sd = rdf["config"]["stardist"]
+    assert sd["config"]["n_dim"] == 3 and sd["config"]["grid"] == [1, 2, 2] and sd["config"]["anisotropy"] == [2, 1, 1]
+    assert sd["config"]["rays_json"]["name"] == "Rays_GoldenSpiral" and sd["config"]["n_rays"] == 16
+    assert set(sd["thresholds"]) == {"prob", "nms"} and "postprocessing_macro" not in sd
+    test_out = np.load(io.BytesIO(_member(path, rdf["outputs"][0]["test_tensor"]["source"])))
+    test_in = np.load(io.BytesIO(_member(path, rdf["inputs"][0]["test_tensor"]["source"])))
+    assert test_out.shape[1] == 17 and test_out.shape[2:] == test_in.shape[2:]
+    assert 0 <= test_out[:, 0].min() and test_out[:, 0].max() <= 1
+    readme = _member(path, "README.md").decode()
+    assert "not StarDist 3D's non-maximum suppression" in readme and "dl4mic predict BUNDLE.zip" in readme
 
 
 def test_care3d_bundle_carries_the_voxel_size(care3d):

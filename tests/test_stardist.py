@@ -195,7 +195,7 @@ def test_4096_tiled_no_duplicates_or_cuts_bounded_memory(tmp_path):
     assert r["n_pred"] == r["n"] and r["tp"] == r["n"], r  # every nucleus once, whole (IoU > 0.7 with its disc)
     assert r["objects"] == r["n"]
     row = r["row"]
-    assert set(row) == {"label", "y", "x", "area", "score"} and row["area"] > 200 and 0.5 < row["score"] <= 1
+    assert set(row) == {"label", "centroid_y", "centroid_x", "area", "score"} and row["area"] > 200 and 0.5 < row["score"] <= 1
     # the 9 x 2048 x 2048 float32 grid map is 151 MB and the normalised image 64 MB (about 300 MB measured
     # alone; allocator reuse varies between runs, so the bound has slack); one untiled U-Net layer of 32
     # channels at 4096 x 4096 alone would be 2 GB
@@ -239,7 +239,8 @@ def test_optimize_thresholds_on_perfect_maps():
     p = small_params(n_rays=16)
     image, truth = border_scene(256, 128, radius=8)
     raw = oracle(p)(np.where(truth > 0, 1.0, 0.0).astype(np.float32)[None, None])[0]
-    res = sd.optimize_thresholds([(sd.sigmoid(raw[0]), raw[1:])], [truth], 2, maxiter=6)
+    render = lambda pred, shape, t, nms: NET.render(pred, shape, p, t, nms)  # noqa: E731
+    res = sd.optimize_thresholds([(sd.sigmoid(raw[0]), raw[1:])], [truth], render, maxiter=6)
     assert res["value"] > 0.95 and res["nms_thresh"] in sd.NMS_CANDIDATES and 0 < res["prob_thresh"] < 1
 
 

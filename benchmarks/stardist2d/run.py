@@ -44,21 +44,40 @@ import common  # noqa: E402
 
 BASE_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "csbdeep==0.8.2", "tensorboard"]  # benchmarks/care2d's venv
 STARDIST_REQUIREMENT = "stardist==0.9.2"
-DEFAULT_DATA = common.REPO_DIR.parent / "shared" / "data" / "dsb2018_stage1test_nuclei_gray"
 EPOCH_SUMMARY_KEYS = ("first_epoch_s", "median_epoch_s", "mean_epoch_s", "final_loss", "best_val_loss")
 
+#: what differs between the StarDist 2D and 3D benchmarks (benchmarks/stardist3d/run.py passes its own)
+FLAVOUR_2D = {
+    "network": "stardist2d", "dims": 2, "doc": __doc__,
+    "data": common.REPO_DIR.parent / "shared" / "data" / "dsb2018_stage1test_nuclei_gray",
+    "epochs": 50, "batch_size": 4, "patch_size": "128", "n_rays": 32, "grid": "2", "anisotropy": None, "depth": 3,
+    "patch_help": "(DSB's smallest image side is 161)", "results": HERE / "results",
+}
 
-def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+
+def sizes(text, dims: int) -> list:
+    """'48,96,96' or one number for every axis -> a list of `dims` numbers (ints where they are whole)."""
+    values = [float(v) for v in str(text).replace("x", ",").split(",") if v.strip()]
+    values = values * dims if len(values) == 1 else values
+    if len(values) != dims:
+        raise SystemExit(f"{text!r} needs 1 or {dims} numbers")
+    return [int(v) if v == int(v) else v for v in values]
+
+
+def parse_args(argv=None, flavour=FLAVOUR_2D):
+    f = flavour
+    ap = argparse.ArgumentParser(description=f["doc"].split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+    ap.add_argument("--data", type=Path, default=f["data"],
                     help="folder with train/{images,masks} and test/{images,masks} (default: %(default)s)")
-    ap.add_argument("--epochs", type=int, help="epochs (default 50; --quick: 3)")
+    ap.add_argument("--epochs", type=int, help=f"epochs (default {f['epochs']}; --quick: 3)")
     ap.add_argument("--steps", type=int, help="steps per epoch (default 100; --quick: 10)")
-    ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--patch-size", type=int, default=128, help="(DSB's smallest image side is 161)")
-    ap.add_argument("--n-rays", type=int, default=32)
-    ap.add_argument("--grid", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=f["batch_size"])
+    ap.add_argument("--patch-size", default=f["patch_size"], help=f"one size or one per axis {f['patch_help']}")
+    ap.add_argument("--n-rays", type=int, default=f["n_rays"])
+    ap.add_argument("--grid", default=f["grid"], help="one factor or one per axis")
+    if f["dims"] == 3:
+        ap.add_argument("--anisotropy", default=f["anisotropy"], help="Z,Y,X (default %(default)s)")
     ap.add_argument("--learning-rate", type=float, default=3e-4)
     ap.add_argument("--val-patches", type=int, default=16)
     ap.add_argument("--no-augment", action="store_true")
@@ -70,19 +89,24 @@ def parse_args(argv=None):
     ap.add_argument("--venv", type=Path, default=common.BENCH_DIR / ".venv-tf",
                     help="virtual environment of the reference (created or extended if needed)")
     ap.add_argument("--only", choices=["dl4mic", "stardist"], help="run one side only (debugging)")
-    ap.add_argument("--results", type=Path, default=HERE / "results")
+    ap.add_argument("--results", type=Path, default=f["results"])
     ap.add_argument("--tag", default="", help="suffix of the result file name")
     ap.add_argument("--workdir", type=Path, help="keep models and logs here (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="do not delete the temporary work folder")
     a = ap.parse_args(argv)
+    a.dims, a.network = f["dims"], f["network"]
+    a.patch = sizes(a.patch_size, f["dims"])
+    a.grid_axes = sizes(a.grid, f["dims"])
+    a.anisotropy_axes = sizes(a.anisotropy, 3) if f["dims"] == 3 else None
+    a.depth = f["depth"]
     if a.epochs is None:
-        a.epochs = 3 if a.quick else 50
+        a.epochs = 3 if a.quick else f["epochs"]
     if a.steps is None:
         a.steps = 10 if a.quick else 100
     return a
 
 
-log = common.make_log("stardist2d")
+log = common.make_log("stardist")
 
 
 def reference_python(venv: Path) -> Path:
@@ -99,16 +123,25 @@ def reference_python(venv: Path) -> Path:
 
 
 def dl4mic_params(a) -> dict:
-    return {"steps_per_epoch": a.steps, "batch_size": a.batch_size, "patch_size": a.patch_size,
-            "n_rays": a.n_rays, "grid": a.grid, "depth": 3, "filters": 32, "kernel_size": 3, "batch_norm": False,
+    """dl4mic's parameters (the reference side reads the same dict, with `reference_sizes` beside it)."""
+    three_d = {"anisotropy": ",".join(map(str, a.anisotropy_axes))} if a.dims == 3 else {}
+    return {"steps_per_epoch": a.steps, "batch_size": a.batch_size,
+            "patch_size": a.patch if a.dims == 3 else a.patch[0], "n_rays": a.n_rays,
+            "grid": ",".join(map(str, a.grid_axes)) if a.dims == 3 else a.grid_axes[0], **three_d,
+            "depth": a.depth, "filters": 32, "kernel_size": 3, "batch_norm": False,
             "conv_after_unet": 128, "learning_rate": a.learning_rate, "val_split": 0.1, "seed": a.seed,
             "lr_patience": 40, "lr_factor": 0.5, "dist_loss_weight": 0.2, "background_reg": 1e-4,
             "foreground_prob": 0.9, "augment": not a.no_augment, "intensity_jitter": True,
             "val_patches": a.val_patches, "precision": a.precision, "optimize_thresholds": True}
 
 
+def reference_sizes(a) -> dict:
+    """Patch, grid and anisotropy per axis, for the reference's Config2D / Config3D."""
+    return {"dims": a.dims, "patch": a.patch, "grid": a.grid_axes, "anisotropy": a.anisotropy_axes}
+
+
 def reference_inputs(model_dir: Path, source: Path, target: Path, test_source: Path, test_files: list[str],
-                     out: Path) -> dict:
+                     out: Path, dims: int = 2) -> dict:
     """dl4mic's split and normalisation, applied to whole images for the reference (np.savez)."""
     import numpy as np
 
@@ -120,7 +153,7 @@ def reference_inputs(model_dir: Path, source: Path, target: Path, test_source: P
     cfg = read_model_config(model_dir)
     if cfg["data"]["split"] != "files":
         raise SystemExit("dl4mic split one image into strips; the benchmark needs at least two training images")
-    normalizer = Normalizer(cfg["normalization"], spatial_dims=2)
+    normalizer = Normalizer(cfg["normalization"], spatial_dims=dims)
     arrays = {}
 
     def norm(path):
@@ -153,8 +186,8 @@ def score(pred_npz: Path, truths: list) -> dict:
             "per_image_mean_ap": [r["mean_ap"] for r in per_image]}
 
 
-def main(argv=None) -> int:
-    a = parse_args(argv)
+def main(argv=None, flavour=FLAVOUR_2D) -> int:
+    a = parse_args(argv, flavour)
     source, target = a.data / "train" / "images", a.data / "train" / "masks"
     test_source, test_target = a.data / "test" / "images", a.data / "test" / "masks"
     for d in (source, target, test_source, test_target):
@@ -163,7 +196,7 @@ def main(argv=None) -> int:
     test_files = common.tiff_names(test_source)
     ref_python = reference_python(a.venv) if a.only != "dl4mic" else None
 
-    work = common.work_folder(a.workdir, "dl4mic-stardist2d-bench-", log)
+    work = common.work_folder(a.workdir, f"dl4mic-{a.network}-bench-", log)
     env = common.thread_env(a.threads)
     load = {"start": common.load_average()}
     params = dl4mic_params(a)
@@ -173,18 +206,19 @@ def main(argv=None) -> int:
     model_dir = work / "dl4mic_model"
     cfg_d = {"source": str(source), "target": str(target), "model": str(model_dir), "params": params,
              "threads": a.threads, "test_source": str(test_source), "test_files": test_files}
-    log(f"dl4mic: {a.epochs} epochs x {a.steps} steps x batch {a.batch_size} x {a.patch_size}px on {a.data.name} ...")
+    log(f"dl4mic {a.network}: {a.epochs} epochs x {a.steps} steps x batch {a.batch_size} x "
+        f"{'x'.join(map(str, a.patch))} on {a.data.name} ...")
     run_d, res_d = common.run_side("dl4mic", sys.executable, HERE / "side_dl4mic.py", cfg_d,
                                    work=work, env=env, load=load, log=log)
 
     # ---- reference ------------------------------------------------------------------------------
-    ref = reference_inputs(model_dir, source, target, test_source, test_files, work / "ref_data.npz")
+    ref = reference_inputs(model_dir, source, target, test_source, test_files, work / "ref_data.npz", a.dims)
     res_r, run_r = None, None
     if a.only != "dl4mic":
-        cfg_r = {"params": params, "threads": a.threads, "data": str(work / "ref_data.npz"),
+        cfg_r = {"params": params, "sizes": reference_sizes(a), "threads": a.threads, "data": str(work / "ref_data.npz"),
                  "workdir": str(work / "stardist_models")}
         log("stardist (reference): same settings ...")
-        run_r, res_r = common.run_side("stardist", ref_python, HERE / "side_stardist.py", cfg_r,
+        run_r, res_r = common.run_side("stardist", ref_python, HERE.parent / "stardist2d" / "side_stardist.py", cfg_r,
                                        work=work, env=env, load=load, log=log)
 
     # ---- quality --------------------------------------------------------------------------------
@@ -206,13 +240,14 @@ def main(argv=None) -> int:
     d, r = side(res_d, run_d, q_d), side(res_r, run_r, q_r)
     ratio = (d["median_epoch_s"] / r["median_epoch_s"]) if r and d["median_epoch_s"] and r["median_epoch_s"] else None
     result = {
-        **common.result_header("stardist2d", load),
+        **common.result_header(a.network, load),
         "settings": {"data": str(a.data), "epochs": a.epochs, "steps_per_epoch": a.steps, "batch_size": a.batch_size,
-                     "patch_size": a.patch_size, "n_rays": a.n_rays, "grid": a.grid, "threads": a.threads,
+                     "patch_size": a.patch, "n_rays": a.n_rays, "grid": a.grid_axes,
+                     "anisotropy": a.anisotropy_axes, "threads": a.threads,
                      "seed": a.seed, "val_patches": a.val_patches, "augment": not a.no_augment,
                      "dl4mic_precision": res_d.get("precision"), "train_files": ref["train_files"],
                      "val_files": ref["val_files"], "test_files": test_files,
-                     "network": {"depth": 3, "filters": 32, "kernel_size": 3, "conv_after_unet": 128,
+                     "network": {"depth": a.depth, "filters": 32, "kernel_size": 3, "conv_after_unet": 128,
                                  "learning_rate": a.learning_rate}},
         "dl4mic": d,
         "stardist": r,
@@ -229,8 +264,12 @@ def main(argv=None) -> int:
 
 def report_markdown(r: dict) -> str:
     s = r["settings"]
-    head = (f"StarDist 2D on {Path(s['data']).name}, {s['epochs']} epochs x {s['steps_per_epoch']} steps x batch "
-            f"{s['batch_size']} x {s['patch_size']}x{s['patch_size']}, n_rays {s['n_rays']}, grid {s['grid']}, "
+    patch = s["patch_size"] if isinstance(s["patch_size"], list) else [s["patch_size"]] * 2
+    grid = s["grid"] if isinstance(s["grid"], list) else [s["grid"]]
+    aniso = f", anisotropy {','.join(map(str, s['anisotropy']))}" if s.get("anisotropy") else ""
+    head = (f"StarDist {len(patch)}D on {Path(s['data']).name}, {s['epochs']} epochs x {s['steps_per_epoch']} steps x "
+            f"batch {s['batch_size']} x {'x'.join(map(str, patch))}, n_rays {s['n_rays']}, grid "
+            f"{','.join(map(str, grid))}{aniso}, "
             f"{s['threads']} threads, dl4mic precision {s['dl4mic_precision']}; {r['machine']['cpu']}; "
             f"load average {r['load_average']['start']} -> {r['load_average'].get('after_stardist')}")
 

@@ -1,6 +1,6 @@
-"""Reference side of the StarDist 2D benchmark: stardist's StarDist2D (TensorFlow/Keras) trained on the
-data run.py prepared with dl4mic's own normalisation and split, then `optimize_thresholds` on the
-validation images and `predict_instances` on the test images.
+"""Reference side of the StarDist 2D and 3D benchmarks: stardist's StarDist2D / StarDist3D (TensorFlow/Keras)
+trained on the data run.py prepared with dl4mic's own normalisation and split, then `optimize_thresholds`
+on the validation images and `predict_instances` on the test images (`sizes.dims` picks 2D or 3D).
 
 Runs in the reference virtual environment (tensorflow-cpu, csbdeep, stardist; no dl4mic).
 Usage:  python side_stardist.py CONFIG.json
@@ -29,7 +29,8 @@ def main(cfg_path: str) -> int:
     import keras
     import stardist
     import csbdeep
-    from stardist.models import Config2D, StarDist2D
+    from stardist.models import Config2D, Config3D, StarDist2D, StarDist3D
+    from stardist.rays3d import Rays_GoldenSpiral
 
     t_import = time.perf_counter() - t_start
     data = np.load(cfg["data"])
@@ -41,13 +42,21 @@ def main(cfg_path: str) -> int:
     X, Y = series("train_x"), series("train_y")
     Xv, Yv = series("val_x"), series("val_y")
     Xt = series("test_x")
-    g = int(p["grid"])
-    conf = Config2D(
-        n_rays=int(p["n_rays"]), grid=(g, g), n_channel_in=1,
+    sizes = cfg.get("sizes") or {"dims": 2, "patch": [int(p["patch_size"])] * 2, "grid": [int(p["grid"])] * 2}
+    dims = int(sizes["dims"])
+    if dims == 3:  # Config3D: rays on the golden spiral scaled by the anisotropy (the example notebook's set-up)
+        anisotropy = tuple(float(v) for v in sizes["anisotropy"])
+        shape_kwargs = {"rays": Rays_GoldenSpiral(int(p["n_rays"]), anisotropy=anisotropy), "anisotropy": anisotropy}
+        config_class, model_class = Config3D, StarDist3D
+    else:
+        shape_kwargs = {"n_rays": int(p["n_rays"])}
+        config_class, model_class = Config2D, StarDist2D
+    conf = config_class(
+        **shape_kwargs, grid=tuple(int(g) for g in sizes["grid"]), n_channel_in=1,
         unet_n_depth=int(p["depth"]), unet_n_filter_base=int(p["filters"]),
-        unet_kernel_size=(int(p["kernel_size"]),) * 2, unet_batch_norm=bool(p["batch_norm"]),
+        unet_kernel_size=(int(p["kernel_size"]),) * dims, unet_batch_norm=bool(p["batch_norm"]),
         net_conv_after_unet=int(p["conv_after_unet"]),
-        train_patch_size=(int(p["patch_size"]),) * 2, train_batch_size=int(p["batch_size"]),
+        train_patch_size=tuple(int(v) for v in sizes["patch"]), train_batch_size=int(p["batch_size"]),
         train_epochs=int(p["epochs"]), train_steps_per_epoch=int(p["steps_per_epoch"]),
         train_learning_rate=float(p["learning_rate"]), train_n_val_patches=int(p["val_patches"]),
         train_loss_weights=(1, float(p["dist_loss_weight"])), train_background_reg=float(p["background_reg"]),
@@ -55,7 +64,7 @@ def main(cfg_path: str) -> int:
         train_reduce_lr={"factor": float(p["lr_factor"]), "patience": int(p["lr_patience"]), "min_delta": 0},
         train_tensorboard=False, use_gpu=False,
     )
-    model = StarDist2D(conf, name="reference", basedir=cfg["workdir"])
+    model = model_class(conf, name="reference", basedir=cfg["workdir"])
     model.prepare_for_training()
 
     epochs = []
@@ -74,12 +83,12 @@ def main(cfg_path: str) -> int:
     augment, jitter = bool(p["augment"]), bool(p["augment"]) and bool(p["intensity_jitter"])
     rng = np.random.default_rng(int(p["seed"]) + 7)
 
-    def augmenter(x, y):  # the same augmentation as dl4mic: one of the 8 dihedral maps, intensity jitter
+    def augmenter(x, y):  # the same augmentation as dl4mic: one of the 8 dihedral maps of YX, intensity jitter
         if augment:
-            k = int(rng.integers(8))
-            x, y = np.rot90(x, k % 4), np.rot90(y, k % 4)
+            k = int(rng.integers(8)) if x.shape[-1] == x.shape[-2] else int(rng.choice([0, 2, 4, 6]))
+            x, y = np.rot90(x, k % 4, axes=(-2, -1)), np.rot90(y, k % 4, axes=(-2, -1))
             if k >= 4:
-                x, y = x[:, ::-1], y[:, ::-1]
+                x, y = x[..., ::-1], y[..., ::-1]
             x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
         if jitter:
             x = (x * np.float32(rng.uniform(0.6, 2.0)) + np.float32(rng.uniform(-0.2, 0.2))).astype(np.float32)

@@ -108,15 +108,16 @@ def check_image(path: Path, data: np.ndarray, role: dict, network: str, ax: str 
     return ax
 
 
-def label_warnings(labels: np.ndarray, name: str = "label image") -> list[str]:
-    """Warnings about a label image that instance networks (StarDist) learn badly from (binary masks are
-    refused by `check_image`): labels split into separate pieces (two objects sharing one value, or a
-    fragmented object), and overlapping objects in a stack of per-object masks."""
+def label_warnings(labels: np.ndarray, name: str = "label image", ndim: int = 2) -> list[str]:
+    """Warnings about a label image (`ndim` spatial axes: 2, or 3 for label stacks) that instance networks
+    (StarDist) learn badly from (binary masks are refused by `check_image`): labels split into separate
+    pieces (two objects sharing one value, or a fragmented object), and overlapping objects in a stack of
+    per-object 2D masks."""
     from scipy import ndimage
 
     labels = np.asarray(labels)
     out = []
-    if labels.ndim == 3:  # one mask per object (e.g. exported ROIs): overlapping objects cannot be one label image
+    if labels.ndim == ndim + 1:  # one mask per object (e.g. exported ROIs): overlapping objects cannot be one label image
         overlap = int(np.count_nonzero((labels > 0).sum(axis=0) > 1))
         if overlap:
             out.append(f"{name} holds {labels.shape[0]} planes whose objects overlap on {overlap} pixels; an instance network "
@@ -174,7 +175,7 @@ def check_data(network: str | Spec, source, target=None, axes: str | None = None
             check_image(tgt, y, spec.data["target"], spec.name, ax, n_classes)  # a target has its source's axes
             tgt_dtypes.add(str(y.dtype))
             if spec.data["target"].get("kind") == "labels":
-                summary.warnings += label_warnings(y, str(tgt))
+                summary.warnings += label_warnings(y, str(tgt), spec.data["target"].get("ndim", 2))
             if spec.data["target"].get("kind") == "mask" and not np.any(y != y.flat[0]):
                 summary.warnings.append(f"{tgt} has a single value (no object or all object).")
     if len(all_axes) > 1:

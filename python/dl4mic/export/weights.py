@@ -40,7 +40,8 @@ def architecture_source() -> str:
     wrapper and the StarDist 2D module built on it (the rdf names the callable to use)."""
     from ..networks import stardist2d, unet
 
-    stardist = "\n\n".join(inspect.getsource(obj) for obj in (stardist2d._conv, stardist2d.StarDistModule))
+    stardist = "\n\n".join(inspect.getsource(obj) for obj in (stardist2d._conv, stardist2d.grid_pools,
+                                                              stardist2d.StarDistModule))
     return inspect.getsource(unet) + _UNET_WRAPPER + "\n\n" + stardist
 
 

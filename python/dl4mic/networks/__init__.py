@@ -13,9 +13,10 @@ def _registry() -> dict[str, type[Network]]:
     from .care import Care2D, Care3D
     from .n2v import N2V2D, N2V3D
     from .stardist2d import StarDist2D
+    from .stardist3d import StarDist3D
     from .unet_seg import UNet2D, UNet3D
 
-    classes = (Care2D, Care3D, UNet2D, UNet3D, N2V2D, N2V3D, StarDist2D)
+    classes = (Care2D, Care3D, UNet2D, UNet3D, N2V2D, N2V3D, StarDist2D, StarDist3D)
     return {**{cls.name: cls for cls in classes}, **_EXTRA}
 
 

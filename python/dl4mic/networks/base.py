@@ -67,9 +67,10 @@ class Network:
         return "ZYX" if self.dims == 3 else "YX"
 
     # --- geometry --------------------------------------------------------------------------------
-    def resolve(self, params: dict, spacing: tuple | None) -> dict:
+    def resolve(self, params: dict, spacing: tuple | None, data=None) -> dict:
         """Parameters that depend on the data, fixed once at training time (e.g. pooling along Z from the
-        voxel size); the result is stored in model.yaml, so predict needs no data."""
+        voxel size); the result is stored in model.yaml, so predict needs no data. `data` is the training
+        `DataSource` (its `summary` lists the checked files), for settings measured on the data."""
         if self.dims == 3 and params.get("pool_z", "yes") == "auto":
             params = dict(params)
             anisotropy = (spacing[0] / min(spacing[1:])) if spacing else 1.0
@@ -178,6 +179,14 @@ class Network:
         return None
 
     # --- prediction ------------------------------------------------------------------------------
+    def predict_raw(self, run: Callable, image: np.ndarray, tile, geometry: Geometry, config: dict):
+        """The raw output `outputs` turns into results, for one normalised channels-first image: the tiled
+        prediction stitched whole by default. A network whose raw output would not fit in memory keeps
+        only what it needs of each tile (`tiling.iter_tiles`)."""
+        from ..tiling import predict_tiled
+
+        return predict_tiled(run, image, tile, geometry.halo, geometry.multiple, geometry.out_scale)
+
     def outputs(self, raw_output: np.ndarray, image: np.ndarray, normalizer: Normalizer,
                 source_range: tuple, config: dict) -> Outputs:
         """Turn the network's raw output for one image (channels first) into the user-facing arrays."""

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..data.normalize import scale
 from .base import Network, Outputs
-from .unet import UNet, keras_init
+from .unet import BATCH_NORM, CONV, MAX_POOL, UNet, keras_init
 
 #: thresholds the reference tries for NMS; IoU levels whose mean matching accuracy is maximised
 NMS_CANDIDATES = (0.3, 0.4, 0.5)
@@ -39,42 +39,57 @@ MAX_UINT16 = 65535
 
 # ----------------------------------------------------------------------------------------------- model
 
-def _conv(cin: int, cout: int, k: int, batch_norm: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=k // 2, bias=not batch_norm)]
+def _conv(cin: int, cout: int, k: int, batch_norm: bool, dims: int = 2) -> list[nn.Module]:
+    layers: list[nn.Module] = [CONV[dims](cin, cout, k, padding=k // 2, bias=not batch_norm)]
     if batch_norm:
-        layers.append(nn.BatchNorm2d(cout))
+        layers.append(BATCH_NORM[dims](cout))
     layers.append(nn.ReLU(inplace=True))
     return layers
 
 
+def grid_pools(grid: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The max-pool factors that bring the input to the prediction grid, as the reference builds them:
+    halve every axis not yet at its grid factor, until all are (grid (1, 2, 2) -> [(1, 2, 2)])."""
+    pooled, pools = [1] * len(grid), []
+    while tuple(pooled) != tuple(grid):
+        pool = tuple(2 if g > p else 1 for g, p in zip(grid, pooled))
+        pooled = [p * q for p, q in zip(pooled, pool)]
+        pools.append(pool)
+    return pools
+
+
 class StarDistModule(nn.Module):
-    """Input (B, 1, H, W) -> (B, 1 + n_rays, H/grid, W/grid): probability logit, then ray distances.
+    """Input (B, 1, *S) -> (B, 1 + n_rays, *S/grid): probability logit, then ray distances (2D: S = H, W;
+    3D with `dims=3`: S = Z, Y, X and `grid` one factor per axis).
 
     With `bundle_output` (what a bioimage.io / DeepImageJ bundle runs; same state dict) the output is
-    (B, 1 + n_rays, H, W): channel 0 the object probability (sigmoid applied), channels 1.. the ray
+    (B, 1 + n_rays, *S): channel 0 the object probability (sigmoid applied), channels 1.. the ray
     distances in input pixels, upsampled from the grid by repetition -- the layout StarDist's own export
     (`upsample_grid=True`) and its DeepImageJ post-processing macro expect."""
 
-    def __init__(self, n_rays: int = 32, grid: int = 2, depth: int = 3, filters: int = 32, kernel_size: int = 3,
-                 batch_norm: bool = False, conv_after_unet: int = 128, bundle_output: bool = False):
+    def __init__(self, n_rays: int = 32, grid=2, depth: int = 3, filters: int = 32, kernel_size: int = 3,
+                 batch_norm: bool = False, conv_after_unet: int = 128, bundle_output: bool = False, dims: int = 2):
         super().__init__()
         self.config = {"n_rays": n_rays, "grid": grid, "depth": depth, "filters": filters,
-                       "kernel_size": kernel_size, "batch_norm": batch_norm, "conv_after_unet": conv_after_unet}
-        self.n_rays, self.grid, self.bundle_output = n_rays, grid, bundle_output
+                       "kernel_size": kernel_size, "batch_norm": batch_norm, "conv_after_unet": conv_after_unet,
+                       "dims": dims}
+        self.grid = tuple(grid) if isinstance(grid, (tuple, list)) else (int(grid),) * dims
+        self.n_rays, self.bundle_output = n_rays, bundle_output
         pre: list[nn.Module] = []
-        c, g = 1, 1
-        while g < grid:
-            pre += _conv(c, filters, kernel_size, batch_norm) + _conv(filters, filters, kernel_size, batch_norm)
-            pre.append(nn.MaxPool2d(2))
-            c, g = filters, g * 2
+        c = 1
+        for pool in grid_pools(self.grid):
+            pre += _conv(c, filters, kernel_size, batch_norm, dims) + _conv(filters, filters, kernel_size, batch_norm, dims)
+            pre.append(MAX_POOL[dims](pool))
+            c = filters
         self.pre = nn.Sequential(*pre)
-        self.unet = UNet(c, None, depth=depth, filters=filters, kernel_size=kernel_size, batch_norm=batch_norm)
+        self.unet = UNet(c, None, depth=depth, filters=filters, kernel_size=kernel_size, batch_norm=batch_norm,
+                         dims=dims)
         c = self.unet.out_width
-        self.features = nn.Sequential(*_conv(c, conv_after_unet, kernel_size, False)) if conv_after_unet > 0 \
+        self.features = nn.Sequential(*_conv(c, conv_after_unet, kernel_size, False, dims)) if conv_after_unet > 0 \
             else nn.Identity()
         c = conv_after_unet if conv_after_unet > 0 else c
-        self.prob = nn.Conv2d(c, 1, 1)
-        self.dist = nn.Conv2d(c, n_rays, 1)
+        self.prob = CONV[dims](c, 1, 1)
+        self.dist = CONV[dims](c, n_rays, 1)
         keras_init(self)  # as the reference
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,8 +97,8 @@ class StarDistModule(nn.Module):
         if not self.bundle_output:
             return torch.cat([self.prob(h), self.dist(h)], dim=1)
         out = torch.cat([torch.sigmoid(self.prob(h)), self.dist(h)], dim=1)
-        if self.grid > 1:
-            out = nn.functional.interpolate(out, scale_factor=float(self.grid), mode="nearest")
+        if any(g > 1 for g in self.grid):
+            out = nn.functional.interpolate(out, scale_factor=tuple(float(g) for g in self.grid), mode="nearest")
         return out
 
 
@@ -136,29 +151,32 @@ def stardist_targets(labels: np.ndarray, n_rays: int, grid: int) -> np.ndarray:
 
 
 def foreground_crop(foreground_prob: float, jitter: bool, tries: int = 16) -> Callable:
-    """Patch selection for training: with probability `foreground_prob` a patch that contains an object
-    (uniform over such patches, as the reference's `train_foreground_only`), else anywhere; then, with
-    `jitter`, the reference example's intensity augmentation x * U(0.6, 2) + U(-0.2, 0.2)."""
+    """Patch selection for training (2D and 3D): with probability `foreground_prob` a patch that contains
+    an object (uniform over such patches, as the reference's `train_foreground_only`), else anywhere; then,
+    with `jitter`, the reference example's intensity augmentation x * U(0.6, 2) + U(-0.2, 0.2). The region
+    restricts the first spatial axis (Y in 2D, Z in 3D)."""
 
     def crop(x, y, region, patch, rng):
-        ph, pw = patch
-        y_hi, x_hi = region.stop - ph, x.shape[-1] - pw
+        spatial = x.shape[-len(patch):]
+        lows = (region.start,) + (0,) * (len(patch) - 1)
+        highs = (region.stop - patch[0],) + tuple(n - p for n, p in zip(spatial[1:], patch[1:]))
         want_fg = y is not None and rng.random() < foreground_prob
         sl = None
         for _ in range(tries if want_fg else 1):
-            y0, x0 = int(rng.integers(region.start, y_hi + 1)), int(rng.integers(0, x_hi + 1))
-            sl = (slice(y0, y0 + ph), slice(x0, x0 + pw))
+            starts = [int(rng.integers(lo, hi + 1)) for lo, hi in zip(lows, highs)]
+            sl = tuple(slice(a, a + p) for a, p in zip(starts, patch))
             if not want_fg or y[sl].any():
                 break
         else:  # few objects: centre a patch around a random foreground pixel of the region
-            ys, xs = np.nonzero(y[region.start:region.stop])
-            if ys.size:
-                j = int(rng.integers(ys.size))
-                cy, cx = int(ys[j]) + region.start, int(xs[j])
-                y0 = min(max(cy - int(rng.integers(ph)), region.start), y_hi)
-                x0 = min(max(cx - int(rng.integers(pw)), 0), x_hi)
-                sl = (slice(y0, y0 + ph), slice(x0, x0 + pw))
-        px, py = x[sl], (y[sl] if y is not None else None)
+            where = np.nonzero(y[region.start:region.stop])
+            if where[0].size:
+                j = int(rng.integers(where[0].size))
+                centre = [int(w[j]) for w in where]
+                centre[0] += region.start
+                starts = [min(max(c - int(rng.integers(p)), lo), hi)
+                          for c, p, lo, hi in zip(centre, patch, lows, highs)]
+                sl = tuple(slice(a, a + p) for a, p in zip(starts, patch))
+        px, py = x[(Ellipsis,) + sl], (y[sl] if y is not None else None)
         if jitter:
             px = (px * np.float32(rng.uniform(0.6, 2.0)) + np.float32(rng.uniform(-0.2, 0.2))).astype(np.float32)
         return px, py
@@ -190,17 +208,23 @@ def instances(prob: np.ndarray, dist: np.ndarray, shape: tuple, grid: int, prob_
 
 
 def object_table(labels: np.ndarray, scores: np.ndarray) -> list[dict]:
-    """One row per label present in `labels`: label, centroid (pixels), area (pixels), score.
-    Works object by object in its bounding box, so memory stays small for large images."""
+    """One row per label present in a 2D or 3D label image: label, centroid per axis (`centroid_z`,
+    `centroid_y`, `centroid_x`, pixels), size (`area` in 2D, `volume` in 3D, pixels) and score. Works
+    object by object in its bounding box, so memory stays small for large images."""
     from scipy import ndimage
 
+    axes = "ZYX"[-labels.ndim:]
+    size = "area" if labels.ndim == 2 else "volume"
     rows = []
     for value, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
-        ys, xs = np.nonzero(labels[box] == value)
-        rows.append({"label": value, "y": float(ys.mean() + box[0].start), "x": float(xs.mean() + box[1].start),
-                     "area": int(ys.size), "score": float(scores[value - 1]) if value <= len(scores) else float("nan")})
+        where = np.nonzero(labels[box] == value)
+        row = {"label": value}
+        row.update({f"centroid_{a.lower()}": float(w.mean() + b.start) for a, w, b in zip(axes, where, box)})
+        row[size] = int(where[0].size)
+        row["score"] = float(scores[value - 1]) if value <= len(scores) else float("nan")
+        rows.append(row)
     return rows
 
 
@@ -209,16 +233,17 @@ def as_label_image(labels: np.ndarray) -> np.ndarray:
     return labels.astype(np.uint16 if (labels.size == 0 or labels.max() <= MAX_UINT16) else np.uint32)
 
 
-def optimize_thresholds(predictions: list[tuple[np.ndarray, np.ndarray]], truths: list[np.ndarray], grid: int,
+def optimize_thresholds(predictions: list, truths: list[np.ndarray], render: Callable,
                         nms_threshs=NMS_CANDIDATES, iou_threshs=IOU_LEVELS, measure: str = "accuracy",
                         tol: float = 1e-2, maxiter: int = 20) -> dict:
     """The reference's `optimize_thresholds`: for each NMS threshold, a golden-section search of the
     probability threshold in [max_prob / 2, max_prob] maximising `measure` averaged over `iou_threshs`
-    (stardist.matching on whole images); the best pair wins."""
+    (stardist.matching on whole images or stacks); the best pair wins. `predictions[i][0]` is the
+    probability map of image i; `render(prediction, shape, prob_thresh, nms_thresh)` gives its labels."""
     from scipy.optimize import minimize_scalar
     from stardist.matching import matching_dataset
 
-    max_prob = max(float(np.max(p)) for p, _ in predictions)
+    max_prob = max(float(np.max(p[0])) for p in predictions)
     bracket = (max_prob / 2, max_prob)
     per_nms = []
     for nms in nms_threshs:
@@ -227,7 +252,7 @@ def optimize_thresholds(predictions: list[tuple[np.ndarray, np.ndarray]], truths
         def fn(thr, nms=nms, values=values):
             t = float(np.clip(thr, *bracket))
             if t not in values:
-                pred = [instances(p, d, y.shape, grid, t, nms)[0] for (p, d), y in zip(predictions, truths)]
+                pred = [render(p, y.shape, t, nms) for p, y in zip(predictions, truths)]
                 stats = matching_dataset(truths, pred, thresh=list(iou_threshs), show_progress=False, parallel=False)
                 values[t] = float(np.mean([s._asdict()[measure] for s in stats]))
             return -values[t]
@@ -240,13 +265,12 @@ def optimize_thresholds(predictions: list[tuple[np.ndarray, np.ndarray]], truths
             "measure": measure, "iou_thresholds": list(iou_threshs), "per_nms": per_nms}
 
 
-# ----------------------------------------------------------------------------------------------- checks
-
 # ----------------------------------------------------------------------------------------------- network
 
-def _receptive_radius(params: dict) -> int:
-    """Input pixels each side that reach one output pixel of `StarDistModule`."""
-    k, depth, grid = int(params["kernel_size"]) // 2, int(params["depth"]), int(params["grid"])
+def receptive_radius(kernel_size: int, depth: int, grid: int, conv_after_unet: int) -> int:
+    """Input pixels each side that reach one output pixel of `StarDistModule`, along an axis with this
+    grid factor (the U-Net pools by 2 along every axis)."""
+    k = int(kernel_size) // 2
     r, s = 0, 1
     while s < grid:  # 2 convs + pool
         r += 2 * k * s + s
@@ -258,31 +282,39 @@ def _receptive_radius(params: dict) -> int:
     for _ in range(depth):
         s //= 2
         r += 2 * k * s + s  # nearest up-sampling misaligns by up to one coarse pixel
-    if int(params.get("conv_after_unet", 0)) > 0:
+    if conv_after_unet > 0:
         r += k * s
     return r
 
 
 class StarDist2D(Network):
+    """StarDist 2D; StarDist 3D (`stardist3d.py`) shares everything but the geometry of its shapes."""
+
     name = "stardist2d"
 
-    def build(self, params):
-        return StarDistModule(n_rays=int(params["n_rays"]), grid=int(params["grid"]), depth=int(params["depth"]),
-                              filters=int(params["filters"]), kernel_size=int(params["kernel_size"]),
-                              batch_norm=bool(params["batch_norm"]), conv_after_unet=int(params["conv_after_unet"]))
+    def grid(self, params) -> tuple[int, ...]:
+        return (int(params["grid"]),) * self.dims
 
-    def _multiple(self, params) -> int:
-        return int(params["grid"]) * 2 ** int(params["depth"])
+    def build(self, params):
+        grid = self.grid(params)
+        return StarDistModule(n_rays=int(params["n_rays"]), grid=grid[0] if self.dims == 2 else grid,
+                              depth=int(params["depth"]), filters=int(params["filters"]),
+                              kernel_size=int(params["kernel_size"]), batch_norm=bool(params["batch_norm"]),
+                              conv_after_unet=int(params["conv_after_unet"]), dims=self.dims)
+
+    def _multiple(self, params) -> tuple[int, ...]:
+        return tuple(g * 2 ** int(params["depth"]) for g in self.grid(params))
 
     def halo(self, params):
-        m = self._multiple(params)
-        return (int(-(-(_receptive_radius(params) + m) // m) * m),) * 2
+        r = [receptive_radius(params["kernel_size"], int(params["depth"]), g, int(params.get("conv_after_unet", 0)))
+             for g in self.grid(params)]
+        return tuple(int(-(-(ri + m) // m) * m) for ri, m in zip(r, self._multiple(params)))
 
     def out_scale(self, params):
-        return (Fraction(1, int(params["grid"])),) * 2
+        return tuple(Fraction(1, g) for g in self.grid(params))
 
     def geometry(self, params, spacing=None):
-        return replace(super().geometry(params, spacing), multiple=(self._multiple(params),) * 2)
+        return replace(super().geometry(params, spacing), multiple=self._multiple(params))
 
     def qc_task(self):
         return "instance"
@@ -304,6 +336,20 @@ class StarDist2D(Network):
     def loss(self, params):
         return stardist_loss(float(params["dist_loss_weight"]), float(params["background_reg"]))
 
+    # validation maps and rendering: dense maps in 2D; StarDist 3D keeps candidates only
+    def validation_prediction(self, run, image, params):
+        """What `render` needs of one whole validation image: (probability map, distance maps) on the grid."""
+        from ..tiling import DEFAULT_TILE, predict_tiled
+
+        g = self.geometry(params)
+        raw = predict_tiled(run, image, DEFAULT_TILE[self.dims], g.halo, g.multiple, g.out_scale)
+        return sigmoid(raw[0]), raw[1:]
+
+    def render(self, prediction, shape, params, prob_thresh, nms_thresh) -> np.ndarray:
+        """Labels of one image from its `validation_prediction` at these thresholds."""
+        prob, dist = prediction
+        return instances(prob, dist, shape, int(params["grid"]), prob_thresh, nms_thresh)[0]
+
     def finalize(self, predict_batches, val_batches, params, val_images=None):
         """Optimise (prob_thresh, nms_thresh) on the whole validation images, as the reference does."""
         defaults = {"prob_thresh": float(params["prob_thresh"]), "nms_thresh": float(params["nms_thresh"])}
@@ -311,27 +357,21 @@ class StarDist2D(Network):
         if not params.get("optimize_thresholds", True) or not images:
             why = "disabled" if not params.get("optimize_thresholds", True) else "no validation images"
             return {**defaults, "thresholds": {"optimized": False, "reason": why}}
-        from ..tiling import predict_tiled
 
         def run(window):
             return predict_batches([window])[0]
 
-        grid = int(params["grid"])
-        g = self.geometry(params)
-        preds, truths = [], []
-        for x, y in images:
-            raw = predict_tiled(run, x, 1024, g.halo, g.multiple, g.out_scale)
-            preds.append((sigmoid(raw[0]), raw[1:]))
-            truths.append(np.asarray(y))
-        max_prob = max(float(p.max()) for p, _ in preds)
+        preds = [self.validation_prediction(run, x, params) for x, _ in images]
+        truths = [np.asarray(y) for _, y in images]
+        max_prob = max(float(p[0].max()) for p in preds)
         if max_prob <= 0.05:
             return {**defaults, "thresholds": {"optimized": False, "reason": "no object predicted on validation"}}
-        candidates = sum(int(np.count_nonzero(p > max_prob / 2)) for p, _ in preds) / sum(p.size for p, _ in preds)
+        candidates = sum(int(np.count_nonzero(p[0] > max_prob / 2)) for p in preds) / sum(p[0].size for p in preds)
         if candidates > MAX_CANDIDATE_FRACTION:  # an untrained model: NMS over most pixels would take very long
             return {**defaults, "thresholds": {"optimized": False, "reason": f"the model does not separate objects "
                                                f"from background yet ({candidates:.0%} of pixels above half the "
                                                f"highest probability); train longer"}}
-        result = optimize_thresholds(preds, truths, grid)
+        result = optimize_thresholds(preds, truths, lambda pred, shape, t, nms: self.render(pred, shape, params, t, nms))
         if result["value"] <= 0:
             return {**defaults, "thresholds": {"optimized": False, "reason": "no object matched on validation",
                                                "n_images": len(images), **result}}
@@ -369,28 +409,45 @@ class StarDist2D(Network):
 # ----------------------------------------------------------------------------------------------- export
 
 def stardist_export(config: dict):
-    """The bundle: probability + distances at input resolution, StarDist's config and NMS macro."""
+    """The bundle: probability + distances at input resolution and StarDist's config; in 2D the NMS macro
+    DeepImageJ runs after the network. No DeepImageJ macro does StarDist 3D's NMS, so a 3D bundle says
+    where its objects come from instead."""
     from .export_specs import ExportSpec, unet_words
 
     p = config["parameters"]
     n_rays, prob, nms = int(p["n_rays"]), float(config["prob_thresh"]), float(config["nms_thresh"])
+    three_d = (config.get("geometry") or {}).get("axes") == "ZYX"
+    shape = "polyhedra" if three_d else "polygons"
+    if three_d:
+        where = (f"DeepImageJ runs this network in Fiji and gives the two maps, but not StarDist 3D's non-maximum "
+                 f"suppression (no Fiji plugin has it): `dl4mic predict BUNDLE.zip` or dl4mic's Fiji Predict "
+                 f"script turn the maps into the label stack, per-slice ROIs and an object table, with this "
+                 f"model's thresholds, probability {prob:g} and overlap {nms:g}, optimised on the validation stacks.")
+    else:
+        where = (f"in Fiji the attached macro `{MACRO_NAME}` runs StarDist's NMS (StarDist plugin needed) with this "
+                 f"model's thresholds, probability {prob:g} and overlap {nms:g}, optimised on the validation images. "
+                 f"`dl4mic predict BUNDLE.zip` writes the label image, ROIs and an object table directly.")
+    grid = "x".join(str(g) for g in _grid_list(p, 3 if three_d else 2))
+    extra = {} if three_d else {"attachments": {MACRO_NAME: postprocessing_macro(config)},
+                                "dij_postprocess": {"spec": "ij.IJ::runMacroFile", "kwargs": MACRO_NAME}}
     return ExportSpec(
         output_id="prob_dist", output_units="probability and ray distances (pixels)",
         output_description=f"Channel 0: object probability; channels 1-{n_rays}: ray distances to the outline (pixels).",
         units_note=(f"The output holds StarDist's two maps at the input's resolution: the object probability and "
                     f"{n_rays} ray distances. Objects come from non-maximum suppression of the star-convex "
-                    f"polygons: in Fiji the attached macro `{MACRO_NAME}` runs StarDist's NMS (StarDist plugin "
-                    f"needed) with this model's thresholds, probability {prob:g} and overlap {nms:g}, optimised on "
-                    f"the validation images. `dl4mic predict BUNDLE.zip` writes the label image, ROIs and an "
-                    f"object table directly."),
+                    f"{shape}: {where}"),
         loss=(f"binary cross-entropy on the object probability + {p['dist_loss_weight']} x probability-weighted "
               f"mean absolute error of the ray distances"),
-        architecture=(f"StarDist 2D: {p['grid']}x{p['grid']} grid, {unet_words(config)} backbone, "
-                      f"{n_rays} rays"),
+        architecture=(f"StarDist {'3D' if three_d else '2D'}: {grid} grid, {unet_words(config)} backbone, "
+                      f"{n_rays} rays" + (f", anisotropy {p['anisotropy']}" if three_d else "")),
         channel_names=("prob",) + tuple(f"dist_{i}" for i in range(n_rays)),
-        extra_config={"stardist": bundle_config(config)},
-        attachments={MACRO_NAME: postprocessing_macro(config)},
-        dij_postprocess={"spec": "ij.IJ::runMacroFile", "kwargs": MACRO_NAME})
+        extra_config={"stardist": bundle_config(config)}, **extra)
+
+
+def _grid_list(p: dict, dims: int) -> list[int]:
+    """The grid per axis from model.yaml (2D: one integer; 3D: 'gz,gy,gx')."""
+    g = p["grid"]
+    return [int(v) for v in str(g).split(",")] if dims == 3 else [int(g)] * 2
 
 
 POSTPROCESSING_MACRO = """\
@@ -430,25 +487,35 @@ def postprocessing_macro(config: dict) -> str:
 
 def bundle_config(config: dict) -> dict:
     """`config.stardist` of a bioimage.io bundle, in the layout StarDist's own export writes (thresholds,
-    the Config2D fields that describe this network, the post-processing macro's file name)."""
+    the Config2D / Config3D fields that describe this network, the 2D post-processing macro's file name)."""
     import stardist
 
     p = config["parameters"]
-    grid = int(p["grid"])
-    return {
-        "stardist_version": stardist.__version__, "python_version": stardist.__version__,
-        "thresholds": {"prob": float(config["prob_thresh"]), "nms": float(config["nms_thresh"])},
-        "postprocessing_macro": MACRO_NAME,
-        "config": {
-            "axes": "YXC", "n_dim": 2, "n_channel_in": 1, "n_channel_out": 1 + int(p["n_rays"]),
-            "n_rays": int(p["n_rays"]), "grid": [grid, grid], "backbone": "unet", "n_classes": None,
-            "unet_n_depth": int(p["depth"]), "unet_n_filter_base": int(p["filters"]),
-            "unet_kernel_size": [int(p["kernel_size"])] * 2, "unet_n_conv_per_depth": 2, "unet_pool": [2, 2],
-            "unet_batch_norm": bool(p["batch_norm"]), "net_conv_after_unet": int(p["conv_after_unet"]),
-            "train_patch_size": [int(p["patch_size"])] * 2, "train_dist_loss": "mae",
-            "train_loss_weights": [1.0, float(p["dist_loss_weight"])],
-            "train_background_reg": float(p["background_reg"]),
-            "train_foreground_only": float(p["foreground_prob"]),
-        },
-        "upsampled_output": grid > 1,  # the bundle's output is at input resolution (bundle_output)
+    three_d = (config.get("geometry") or {}).get("axes") == "ZYX"
+    dims = 3 if three_d else 2
+    grid = _grid_list(p, dims)
+    patch = p["patch_size"] if isinstance(p["patch_size"], list) else [int(p["patch_size"])] * dims
+    described = {
+        "axes": "ZYXC" if three_d else "YXC", "n_dim": dims, "n_channel_in": 1, "n_channel_out": 1 + int(p["n_rays"]),
+        "n_rays": int(p["n_rays"]), "grid": grid, "backbone": "unet", "n_classes": None,
+        "unet_n_depth": int(p["depth"]), "unet_n_filter_base": int(p["filters"]),
+        "unet_kernel_size": [int(p["kernel_size"])] * dims, "unet_n_conv_per_depth": 2, "unet_pool": [2] * dims,
+        "unet_batch_norm": bool(p["batch_norm"]), "net_conv_after_unet": int(p["conv_after_unet"]),
+        "train_patch_size": [int(v) for v in patch], "train_dist_loss": "mae",
+        "train_loss_weights": [1.0, float(p["dist_loss_weight"])],
+        "train_background_reg": float(p["background_reg"]),
+        "train_foreground_only": float(p["foreground_prob"]),
     }
+    out = {"stardist_version": stardist.__version__, "python_version": stardist.__version__,
+           "thresholds": {"prob": float(config["prob_thresh"]), "nms": float(config["nms_thresh"])}}
+    if three_d:
+        from .stardist3d import golden_spiral_rays
+
+        anisotropy = [float(v) for v in str(p["anisotropy"]).split(",")]
+        described.update({"anisotropy": anisotropy,
+                          "rays_json": golden_spiral_rays(int(p["n_rays"]), tuple(anisotropy)).to_json()})
+    else:
+        out["postprocessing_macro"] = MACRO_NAME
+    out["config"] = described
+    out["upsampled_output"] = any(g > 1 for g in grid)  # the bundle's output is at input resolution (bundle_output)
+    return out

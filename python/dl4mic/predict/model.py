@@ -15,9 +15,8 @@ from ..errors import UserError
 from ..model_folder import read_model_config
 from ..networks.base import Outputs
 from ..specs import load_spec
-from ..tiling import predict_tiled
 
-DEFAULT_TILE = {2: 1024, 3: (64, 256, 256)}  # pixels per spatial axis of one tile (the halo comes on top)
+from ..tiling import DEFAULT_TILE
 
 __all__ = ["DEFAULT_TILE", "LoadedModel", "load_model", "read_model_config"]
 
@@ -96,8 +95,7 @@ class LoadedModel:
     def _predict_one(self, x: np.ndarray, tile) -> Outputs:
         source_range = self.normalizer.source_range(x)
         tiles = DEFAULT_TILE[self.geometry.ndim] if tile == "auto" else (tile or None)
-        raw = predict_tiled(self._run, scale(x, *source_range), tiles, self.geometry.halo, self.geometry.multiple,
-                            self.geometry.out_scale)
+        raw = self.network.predict_raw(self._run, scale(x, *source_range), tiles, self.geometry, self.config)
         return self.network.outputs(raw, x, self.normalizer, source_range, self.config)
 
     def _predict_planes(self, x: np.ndarray, lead: str, has_channels: bool, tile) -> Outputs:

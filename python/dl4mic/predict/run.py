@@ -35,9 +35,9 @@ def output_paths(stem: str, keys: list[str], output: Path, rois: bool, frames: b
 
 
 def is_time_series(path: Path) -> bool:
-    """Whether a file is a series of 2D frames (axes TYX), predicted frame by frame."""
+    """Whether a file is a time series (axes TYX or TZYX), predicted frame by frame."""
     try:
-        return read_meta(path).axes == "TYX"
+        return read_meta(path).axes in ("TYX", "TZYX")
     except UserError:  # unreadable files are reported by read_image with the fix
         return False
 
@@ -54,19 +54,39 @@ def write_table(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def write_objects_csv(objects: list[dict], path: Path) -> Path:
-    """Per-object CSV: [frame,] label, centroid_y, centroid_x (pixels), area (pixels), score."""
-    rows = [{**({c: o[c] for c in FRAME_COLUMNS if c in o}), "label": o["label"], "centroid_y": float(o["y"]),
-             "centroid_x": float(o["x"]), "area": o["area"], "score": float(o["score"])} for o in objects]
-    return write_table(rows, path)
+def with_microns(objects: list[dict], axes: str, spacing) -> list[dict]:
+    """Object rows with µm columns beside the pixel ones (`centroid_<axis>_um`, `area_um2`, `volume_um3`),
+    from the input's voxel size; rows unchanged when the file records none."""
+    by_axis = dict(zip([a for a in axes if a in "ZYX"], spacing or ()))
+    if not by_axis:
+        return objects
+    out = []
+    for o in objects:
+        row = {}
+        for key, value in o.items():
+            row[key] = value
+            axis = key[len("centroid_"):].upper() if key.startswith("centroid_") else None
+            if axis in by_axis:
+                row[f"{key}_um"] = float(value) * by_axis[axis]
+            elif key == "area" and {"Y", "X"} <= set(by_axis):
+                row["area_um2"] = float(value) * by_axis["Y"] * by_axis["X"]
+            elif key == "volume" and {"Z", "Y", "X"} <= set(by_axis):
+                row["volume_um3"] = float(value) * by_axis["Z"] * by_axis["Y"] * by_axis["X"]
+        out.append(row)
+    return out
 
 
 def write_trackmate(objects: list[dict], path: Path) -> Path:
+    """TrackMate's CSV from object rows (pixels; Z and the radius of the equal-volume sphere for 3D)."""
     from .trackmate import write_trackmate_csv
 
-    rows = [{"id": n, "name": f"label-{o['label']}", "x": o["x"], "y": o["y"], "frame": o.get("frame", 0),
-             "radius": float(np.sqrt(o["area"] / np.pi)), "quality": o["score"], "area": o["area"]}
-            for n, o in enumerate(objects)]
+    rows = []
+    for n, o in enumerate(objects):
+        size = o.get("volume", o.get("area", 0))
+        radius = (3 * size / (4 * np.pi)) ** (1 / 3) if "volume" in o else np.sqrt(size / np.pi)
+        rows.append({"id": n, "name": f"label-{o['label']}", "x": o["centroid_x"], "y": o["centroid_y"],
+                     "z": o.get("centroid_z", 0.0), "frame": o.get("frame", 0), "radius": float(radius),
+                     "quality": o["score"], "area": size})
     return write_trackmate_csv(rows, path)
 
 
@@ -116,7 +136,7 @@ def predict(model, input, output, *, rois: bool = False, tile="auto", overwrite:
         for key, (array, out_axes) in result.images.items():
             write_tiff(paths[key], array, out_axes, spacing=_spacing_for(out_axes, meta.axes, meta.spacing))
         for key, rows in result.tables.items():
-            (write_objects_csv if key == "objects" else write_table)(rows, paths[key])
+            write_table(with_microns(rows, meta.axes, meta.spacing) if key == "objects" else rows, paths[key])
         if "trackmate" in paths:
             write_trackmate(result.tables["objects"], paths["trackmate"])
         if "rois" in paths:

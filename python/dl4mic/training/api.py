@@ -102,7 +102,7 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     summary = data.summary
     if summary.n_channels > 1:
         p["n_channels"] = summary.n_channels
-    p = net.resolve(p, summary.spacing)
+    p = net.resolve(p, summary.spacing, data)
     notes: list[str] = []
     p = _fit_patch(net, p, summary, "patch_size" in given, notes)
     geometry = net.geometry(p, summary.spacing)
@@ -114,11 +114,14 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
         if transfer_cfg["parameters"].get("n_channels", 1) != p.get("n_channels", 1):
             raise UserError(f"{from_model} was trained on {transfer_cfg['parameters'].get('n_channels', 1)}-channel "
                             f"images and {source} has {p.get('n_channels', 1)}; --from needs the same channels.")
-        for key in ("depth", "filters", "kernel_size", "batch_norm", "pool_z", "n_classes"):
+        for key in ("depth", "filters", "kernel_size", "batch_norm", "pool_z", "n_classes", "n_rays", "grid",
+                    "anisotropy", "conv_after_unet"):  # what the weights (and StarDist's rays) depend on
             if key in p and key in transfer_cfg["parameters"] and transfer_cfg["parameters"][key] != p[key]:
                 p[key] = transfer_cfg["parameters"][key]
         p["learning_rate"] = _lr_at_best_epoch(ModelFolder(transfer_dir), p["learning_rate"])
         transfer = transfer_dir
+        geometry = net.geometry(p, summary.spacing)  # the inherited layout may pool differently
+        net.check_geometry(p, geometry)
     data.split(p["val_split"], p["seed"], geometry.patch)
     if not resume:
         folder.prepare_new(overwrite, data.inputs())
