@@ -146,7 +146,8 @@ def test_model_shape_and_tiling_is_exact():
     cand = sd3.predict_candidates(run, image, (8, 16, 16), g, floor=0.0)
     assert cand.prob.shape == whole.shape[1:] and len(cand.score) == whole[0].size  # every voxel is a candidate
     order = np.ravel_multi_index(tuple(cand.index.T), cand.prob.shape)
-    np.testing.assert_allclose(cand.dist[np.argsort(order)], whole[1:].reshape(32, -1).T, atol=1e-5)
+    expected = np.maximum(sd3.MIN_DIST, whole[1:].reshape(32, -1).T)  # distances floored as in the reference
+    np.testing.assert_allclose(cand.dist[np.argsort(order)], expected, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ prediction
