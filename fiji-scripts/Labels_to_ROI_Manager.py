@@ -2,6 +2,7 @@
 #@ boolean (label="Replace the ROIs already in the ROI Manager", value=true) replace
 # dl4mic: label image -> one ROI per object in the ROI Manager, exactly (holes and
 # multi-part objects kept: each label is thresholded and turned into a selection).
+# A stack gives one ROI per object and slice, named label:z (label:z:t on a hyperstack).
 from ij import IJ
 
 import dl4mic_ij

@@ -19,7 +19,10 @@ try:
     if not rois:
         raise dl4mic_ij.BridgeError("The ROI Manager is empty; add or load ROIs before saving training masks.")
     paint = dl4mic_ij.rois_to_mask if kind.startswith("binary") else dl4mic_ij.rois_to_labels
-    target = paint(rois, image.getWidth(), image.getHeight(), image.getStackSize())
+    # one label plane per slice and frame (channels share it), positions kept; the voxel size travels along
+    target = paint(rois, image.getWidth(), image.getHeight(), image.getNSlices(), image.getNFrames(),
+                   image.getNChannels())
+    target.setCalibration(image.getCalibration())
     name = dl4mic_ij.image_stem(image) + ".tif"
     path = dl4mic_ij.save_tiff(target, os.path.join(dl4mic_ij.path_of(target_dir), name), overwrite)
     IJ.log("dl4mic: %d ROIs saved as %s" % (len(rois), path))

@@ -1,4 +1,4 @@
-#@ String (label="Network", choices={"care2d", "care3d", "n2v2d", "n2v3d", "stardist2d", "unet2d", "unet3d"}) network
+#@ String (label="Network", choices={"care2d", "care3d", "n2v2d", "n2v3d", "stardist2d", "stardist3d", "unet2d", "unet3d"}) network
 #@ File (label="Source images (folder)", style="directory") source
 #@ File (label="Target images (folder, same file names; empty for self-supervised networks)", style="directory", required=false) target
 #@ File (label="Model folder to create", style="directory") model

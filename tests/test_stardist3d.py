@@ -210,10 +210,10 @@ def test_predict_cli_writes_calibrated_labels_objects_in_microns_and_trackmate(t
     write_tiff(inp / "stack.tif", image, "ZYX", spacing=(2.0, 0.5, 0.5))
     write_tiff(inp / "movie.tif", np.stack([image, np.roll(image, 4, axis=2)]), "TZYX", spacing=(2.0, 0.5, 0.5))
     out = tmp_path / "out"
-    assert cli("predict", model, "--input", inp, "--output", out, "--tile", "8,32,32") == 0
+    assert cli("predict", model, "--input", inp, "--output", out, "--tile", "8,32,32", "--rois") == 0
     names = sorted(f.name for f in out.iterdir())
-    assert names == ["movie_labels.tif", "movie_objects.csv", "movie_trackmate.csv",
-                     "stack_labels.tif", "stack_objects.csv"]
+    assert names == ["movie_labels.tif", "movie_objects.csv", "movie_rois.zip", "movie_trackmate.csv",
+                     "stack_labels.tif", "stack_objects.csv", "stack_rois.zip"]
     labels, meta = read_image_with_meta(out / "stack_labels.tif")
     assert labels.dtype == np.uint16 and labels.shape == truth.shape and len(np.unique(labels)) - 1 == n
     assert meta.axes == "ZYX" and meta.spacing == pytest.approx((2.0, 0.5, 0.5))
@@ -224,6 +224,12 @@ def test_predict_cli_writes_calibrated_labels_objects_in_microns_and_trackmate(t
     r = rows[0]
     assert float(r["centroid_z_um"]) == pytest.approx(2.0 * float(r["centroid_z"]), rel=1e-4)
     assert float(r["volume_um3"]) == pytest.approx(0.5 * float(r["volume"]), rel=1e-4)
+    from dl4mic.predict.rois import read_roi_zip
+
+    rois = read_roi_zip(out / "stack_rois.zip")  # one ROI per nucleus and slice it crosses, on that slice
+    crossings = {(int(v), z + 1) for z in range(labels.shape[0]) for v in np.unique(labels[z]) if v}
+    assert {(int(r.name.split(":")[0]), int(r.name.split(":")[1])) for r in rois} == crossings
+    assert all(r.position == int(r.name.split(":")[1]) for r in rois) and len(rois) == len(crossings)
     movie, meta = read_image_with_meta(out / "movie_labels.tif")
     assert movie.shape == (2,) + truth.shape and meta.axes == "TZYX"
     with open(out / "movie_trackmate.csv", newline="") as fh:

@@ -67,7 +67,7 @@ def _refuse_overwrite(path: Path, input_path: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Execute parsed `dl4mic fiji` arguments; returns the exit code."""
-    from ..data.io import read_image, write_tiff
+    from ..data.io import read_image_with_meta, write_tiff
 
     cmd = args.fiji_command
     if cmd == "install":
@@ -76,19 +76,24 @@ def run(args: argparse.Namespace) -> int:
         written = install_scripts(args.fiji, python=args.python)
         print(f"Installed {len(written)} files; restart Fiji and find them under Plugins > dl4mic.")
     elif cmd == "rois":
-        from ..predict.rois import labels_to_roi_zip
+        from ..predict.rois import LABEL_AXES, labels_to_roi_zip
 
         out = _refuse_overwrite(Path(args.output) if args.output else _default(args.labels, "_rois.zip"), args.labels)
-        labels_to_roi_zip(read_image(args.labels), out)
+        labels, meta = read_image_with_meta(args.labels)
+        # the file's axes say whether a 3D stack is Z or T (N:Z names and slices, or frames)
+        labels_to_roi_zip(labels, out, axes=meta.axes if meta.axes in LABEL_AXES else None)
         print(out)
     elif cmd == "labels":
         from ..predict.rois import read_roi_zip, rois_to_labels, rois_to_mask
 
-        shape = read_image(args.like).shape
+        like, meta = read_image_with_meta(args.like)
+        # one label plane per slice and frame: the like-image's channels share it
+        axes = "".join(a for a in meta.axes if a != "C")
+        shape = tuple(n for n, a in zip(like.shape, meta.axes) if a != "C")
         suffix = "_mask.tif" if args.mask else "_labels.tif"
         out = _refuse_overwrite(Path(args.output) if args.output else _default(args.rois, suffix), args.rois)
         rois = read_roi_zip(args.rois)
-        write_tiff(out, (rois_to_mask if args.mask else rois_to_labels)(rois, shape))
+        write_tiff(out, (rois_to_mask if args.mask else rois_to_labels)(rois, shape), axes, spacing=meta.spacing)
         print(out)
     elif cmd == "boxes":
         from .boxes import boxes_to_roi_zip, read_boxes_csv
@@ -116,9 +121,10 @@ def show(image, rois=None, labels=None, boxes=None, fiji=None, wait=True):
     if rois:
         found = ij.read_rois(rois)
     elif labels:
-        from ..data.io import read_image
+        from ..data.io import read_image_with_meta
 
-        found = ij.labels_to_rois(read_image(labels))
+        array, meta = read_image_with_meta(labels)
+        found = ij.labels_to_rois(array, axes=meta.axes)
     elif boxes:
         from .boxes import read_boxes_csv
         from .jylib.dl4mic_boxes import image_matches

@@ -90,20 +90,24 @@ class ImageJ:
 
     # --- pixels across the bridge ---
 
-    def image(self, array: np.ndarray, title: str = "image"):
-        """An ImagePlus from a 2D array or a 3D (slices, Y, X) stack; integer labels become 16-bit or 32-bit."""
+    def image(self, array: np.ndarray, title: str = "image", axes: str | None = None):
+        """An ImagePlus from a 2D array, a 3D (slices, Y, X) stack or a 4D (T, Z, Y, X) hyperstack; integer
+        labels become 16-bit or 32-bit. `axes` "TYX" makes a 3D array a time series (frames, not slices)."""
         import jpype
         from ij import ImagePlus, ImageStack
         from ij.process import ByteProcessor, FloatProcessor, ShortProcessor
 
         array = np.asarray(array)
+        if array.ndim not in (2, 3, 4):
+            raise UserError(f"An image of shape {array.shape} cannot become an ImagePlus; give a 2D image, a "
+                            "stack (Z or T, Y, X) or a hyperstack (T, Z, Y, X).")
         if array.dtype == bool:
             array = array.astype(np.uint8) * 255
         if np.issubdtype(array.dtype, np.integer) and array.dtype not in (np.uint8, np.uint16):
             array = array.astype(np.uint16 if array.min() >= 0 and array.max() <= 65535 else np.float32)
         if not np.issubdtype(array.dtype, np.integer):
             array = array.astype(np.float32)
-        planes = array[None] if array.ndim == 2 else array
+        planes = array.reshape((-1,) + array.shape[-2:])
         height, width = planes.shape[-2:]
         stack = ImageStack(width, height)
         for plane in planes:
@@ -115,7 +119,13 @@ class ImageJ:
             else:
                 ip = FloatProcessor(width, height, jpype.JArray(jpype.JFloat)(flat))
             stack.addSlice(ip)
-        return ImagePlus(title, stack)
+        imp = ImagePlus(title, stack)
+        if array.ndim == 4:
+            imp.setDimensions(1, array.shape[1], array.shape[0])
+            imp.setOpenAsHyperStack(True)
+        elif array.ndim == 3 and (axes or "").upper() == "TYX":
+            imp.setDimensions(1, 1, array.shape[0])
+        return imp
 
     def array(self, imp) -> np.ndarray:
         """Pixels of an ImagePlus as numpy ((Y, X), or (slices, Y, X) for stacks)."""
@@ -130,27 +140,37 @@ class ImageJ:
 
     # --- labels, masks and ROIs ---
 
-    def labels_to_rois(self, labels):
-        """Exact ROIs (ThresholdToSelection per label) from a label array or ImagePlus."""
+    def labels_to_rois(self, labels, axes: str | None = None):
+        """Exact ROIs (ThresholdToSelection per label) from a label array or ImagePlus; a 3D array is a
+        Z-stack unless `axes` is "TYX", a 4D array a (T, Z, Y, X) hyperstack."""
         from scipy import ndimage
 
         if isinstance(labels, np.ndarray):
-            planes = labels[None] if labels.ndim == 2 else labels
+            planes = labels.reshape((-1,) + labels.shape[-2:])
             boxes = []
             for plane in planes.astype(np.int64, copy=False):
                 found = ndimage.find_objects(np.where(plane > 0, plane, 0))
                 boxes.append({v + 1: (b[1].start, b[0].start, b[1].stop, b[0].stop)
                               for v, b in enumerate(found) if b is not None})
-            return list(self.ops.labels_to_rois(self.image(labels, "labels"), boxes))
+            return list(self.ops.labels_to_rois(self.image(labels, "labels", axes), boxes))
         return list(self.ops.labels_to_rois(labels))
 
+    @staticmethod
+    def _dims(shape) -> tuple[int, int]:
+        """(slices, frames) of a label shape: (Y, X), (planes, Y, X) or (T, Z, Y, X)."""
+        if len(shape) == 4:
+            return int(shape[1]), int(shape[0])
+        return (int(shape[0]) if len(shape) == 3 else 1), 1
+
     def rois_to_labels(self, rois, shape) -> np.ndarray:
-        planes = shape[0] if len(shape) == 3 else 1
-        return self.array(self.ops.rois_to_labels(list(rois), int(shape[-1]), int(shape[-2]), int(planes)))
+        slices, frames = self._dims(shape)
+        out = self.ops.rois_to_labels(list(rois), int(shape[-1]), int(shape[-2]), slices, frames)
+        return self.array(out).reshape(tuple(shape))
 
     def rois_to_mask(self, rois, shape) -> np.ndarray:
-        planes = shape[0] if len(shape) == 3 else 1
-        return self.array(self.ops.rois_to_mask(list(rois), int(shape[-1]), int(shape[-2]), int(planes)))
+        slices, frames = self._dims(shape)
+        out = self.ops.rois_to_mask(list(rois), int(shape[-1]), int(shape[-2]), slices, frames)
+        return self.array(out).reshape(tuple(shape))
 
     def read_rois(self, path):
         return list(self.ops.read_rois(str(path)))

@@ -142,7 +142,8 @@ def predict(model, input, output, *, rois: bool = False, tile="auto", overwrite:
         if "rois" in paths:
             from .rois import labels_to_roi_zip
 
-            labels_to_roi_zip(result["labels"], paths["rois"])
+            labels, label_axes = result.images["labels"]
+            labels_to_roi_zip(labels, paths["rois"], axes=label_axes)
         written.append(paths)
         reporter.update({"event": "image", "file": str(f), "outputs": {k: str(v) for k, v in paths.items()},
                          "notes": loaded.notes[notes:]})

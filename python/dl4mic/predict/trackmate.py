@@ -17,23 +17,30 @@ from ..data.io import atomic_path
 COLUMNS = ("ID", "NAME", "X", "Y", "Z", "FRAME", "RADIUS", "QUALITY", "AREA")
 
 
-def objects_from_labels(labels: np.ndarray, quality: np.ndarray | None = None) -> list[dict]:
-    """One object per label and frame of a 2D or (T, Y, X) label image: centroid, equivalent radius, area.
+def objects_from_labels(labels: np.ndarray, quality: np.ndarray | None = None, axes: str | None = None) -> list[dict]:
+    """One object per label and frame of a YX, TYX, ZYX or TZYX label image (`axes`; a 3D array without
+    them is TYX): centroid (z too in 3D), radius of the circle (2D) or sphere (3D) of equal size, and the
+    area (2D) or volume (3D) in pixels.
 
-    Quality is the mean of `quality` (e.g. a probability map) over the object, else 1.
+    Quality is the mean of `quality` (e.g. a probability map, same shape) over the object, else 1.
     """
     from skimage.measure import regionprops
 
+    from .rois import label_axes
+
     labels = np.asarray(labels)
-    frames = labels[None] if labels.ndim == 2 else labels
-    qframes = None if quality is None else (np.asarray(quality)[None] if labels.ndim == 2 else np.asarray(quality))
+    axes = label_axes(labels, axes)
+    frames = labels if "T" in axes else labels[None]
+    qframes = None if quality is None else (np.asarray(quality) if "T" in axes else np.asarray(quality)[None])
+    volumetric = "Z" in axes
     objects = []
-    for t, plane in enumerate(frames):
-        props = regionprops(plane.astype(np.int64), None if qframes is None else qframes[t])
+    for t, frame in enumerate(frames):
+        props = regionprops(frame.astype(np.int64, copy=False), None if qframes is None else qframes[t])
         for p in props:
-            y, x = p.centroid
-            objects.append({"id": len(objects), "name": f"label-{p.label}", "x": x, "y": y, "z": 0.0,
-                            "frame": t, "radius": float(np.sqrt(p.area / np.pi)),
+            z, y, x = p.centroid if volumetric else (0.0, *p.centroid)
+            radius = (3 * p.area / (4 * np.pi)) ** (1 / 3) if volumetric else np.sqrt(p.area / np.pi)
+            objects.append({"id": len(objects), "name": f"label-{p.label}", "x": x, "y": y, "z": float(z),
+                            "frame": t, "radius": float(radius),
                             "quality": 1.0 if qframes is None else float(p.intensity_mean), "area": int(p.area)})
     return objects
 
