@@ -224,37 +224,76 @@ def multiclass_metrics(pred_classes, true_classes, n_classes: int) -> dict:
 
 # --- instance segmentation ---------------------------------------------------------------------
 
-def _stats_dict(stats, both_empty: bool) -> dict:
-    out = {k: (float(getattr(stats, k)) if k not in ("tp", "fp", "fn", "n_true", "n_pred")
-               else int(getattr(stats, k))) for k in INSTANCE_KEYS}
-    if both_empty:
-        for k in ("precision", "recall", "accuracy", "f1", "mean_true_score", "mean_matched_score",
-                  "panoptic_quality"):
-            out[k] = 1.0
-    return out
+# Every IoU threshold an instance score needs: the 0.1..0.9 table and the mean AP's 0.5..0.95.
+MATCH_THRESHOLDS = tuple(sorted(set(INSTANCE_THRESHOLDS) | set(AP_THRESHOLDS)))
+_COUNT_KEYS = ("tp", "fp", "fn", "n_true", "n_pred")
 
 
-def instance_metrics_many(true_labels, pred_labels) -> dict:
-    """Instance metrics with object counts pooled over images (stardist.matching_dataset).
+def match_instances(true_labels, pred_labels, thresholds=MATCH_THRESHOLDS, pairs_at: float = 0.5) -> dict:
+    """Match one pair of label images (2D or 3D) at every IoU threshold in one pass (stardist.matching).
 
-    Label images may be 2D or 3D (objects matched by voxel IoU); one pair's shapes must agree.
+    Returns `counts` {threshold: tp, fp, fn, n_true, n_pred, sum_matched_score}, `pairs` (true id,
+    predicted id) matched at IoU >= `pairs_at` (for error maps and figures) and `both_empty`.
+    The overlap table of two large stacks is built once here, and any number of matches are pooled
+    by `pool_instances` without touching the images again."""
+    from stardist.matching import matching
 
-    Returns `at_0.5` (dict), `per_threshold` (rows for IoU 0.1..0.9) and `mean_ap`
-    (tp / (tp + fp + fn) averaged over IoU 0.5:0.05:0.95, the DSB 2018 definition).
-    """
-    from stardist.matching import matching_dataset
+    true, pred = np.asarray(true_labels), np.asarray(pred_labels)
+    if true.shape != pred.shape:
+        raise ValueError(f"prediction {pred.shape} and target {true.shape} differ in shape")
+    thresholds = sorted({round(float(t), 2) for t in thresholds} | {round(float(pairs_at), 2)})
+    stats = matching(true, pred, thresh=thresholds, report_matches=True)
+    counts, pairs = {}, ()
+    for t, s in zip(thresholds, stats):
+        ok = [s.matched_pairs[i] for i in s.matched_tps]  # matched_tps: the pairs whose IoU reaches t
+        counts[t] = {**{k: int(getattr(s, k)) for k in _COUNT_KEYS},
+                     "sum_matched_score": float(sum(float(s.matched_scores[i]) for i in s.matched_tps))}
+        if t == round(float(pairs_at), 2):
+            pairs = tuple((int(a), int(b)) for a, b in ok)
+    return {"counts": counts, "pairs": pairs, "both_empty": bool(true.max(initial=0) == 0 and pred.max(initial=0) == 0)}
 
-    trues = [np.asarray(t) for t in true_labels]
-    preds = [np.asarray(p) for p in pred_labels]
-    both_empty = all(t.max(initial=0) == 0 for t in trues) and all(p.max(initial=0) == 0 for p in preds)
-    thresholds = sorted(set(INSTANCE_THRESHOLDS) | set(AP_THRESHOLDS) | {0.5})
-    stats = matching_dataset(trues, preds, thresh=thresholds, show_progress=False)
-    by_t = {round(float(t), 2): _stats_dict(s, both_empty) for t, s in zip(thresholds, stats)}
+
+def _instance_scores(c: Mapping, both_empty: bool) -> dict:
+    """stardist.matching's definitions from pooled counts (ratios are 0 without a true positive)."""
+    tp, fp, fn, n_true = c["tp"], c["fp"], c["fn"], c["n_true"]
+    total = c["sum_matched_score"]
+    out = {"tp": tp, "fp": fp, "fn": fn,
+           "precision": tp / (tp + fp) if tp else 0.0, "recall": tp / (tp + fn) if tp else 0.0,
+           "accuracy": tp / (tp + fp + fn) if tp else 0.0, "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+           "mean_true_score": total / n_true if n_true else 0.0, "mean_matched_score": total / tp if tp else 0.0,
+           "panoptic_quality": total / (tp + fp / 2 + fn / 2) if tp else 0.0,
+           "n_true": n_true, "n_pred": c["n_pred"]}
+    if both_empty:  # nothing to find and nothing found: perfect agreement
+        out.update({k: 1.0 for k in ("precision", "recall", "accuracy", "f1", "mean_true_score",
+                                     "mean_matched_score", "panoptic_quality")})
+    return {k: out[k] for k in INSTANCE_KEYS}
+
+
+def pool_instances(matches) -> dict:
+    """Instance metrics with object counts pooled over images (micro average, as stardist's
+    matching_dataset): `at_0.5`, `per_threshold` (rows for IoU 0.1..0.9) and `mean_ap` (tp / (tp + fp + fn)
+    averaged over IoU 0.5:0.05:0.95, the DSB 2018 definition). `matches`: from `match_instances`."""
+    matches = list(matches)
+    both_empty = all(m["both_empty"] for m in matches)
+    by_t = {}
+    for t in MATCH_THRESHOLDS:
+        pooled = {k: sum(m["counts"][t][k] for m in matches) for k in (*_COUNT_KEYS, "sum_matched_score")}
+        by_t[t] = _instance_scores(pooled, both_empty)
     return {
         "at_0.5": by_t[0.5],
         "per_threshold": [{"iou_threshold": t, **by_t[t]} for t in INSTANCE_THRESHOLDS],
         "mean_ap": float(np.mean([by_t[t]["accuracy"] for t in AP_THRESHOLDS])),
     }
+
+
+def instance_metrics_many(true_labels, pred_labels) -> dict:
+    """Instance metrics with object counts pooled over images (see `pool_instances`).
+
+    Label images may be 2D or 3D (objects matched by voxel IoU); one pair's shapes must agree."""
+    trues, preds = list(true_labels), list(pred_labels)
+    if len(trues) != len(preds):
+        raise ValueError(f"{len(trues)} true label images but {len(preds)} predictions")
+    return pool_instances(match_instances(t, p) for t, p in zip(trues, preds))
 
 
 def instance_metrics(true_labels, pred_labels) -> dict:

@@ -204,20 +204,113 @@ def sweep_figure(rows: list[dict], chosen: float | None = None, model_threshold:
     return fig
 
 
-def instance_figure(rows: list[dict], baseline_rows: list[dict] | None = None) -> Figure:
-    """Instance metrics against the IoU matching threshold."""
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.add_subplot()
+def instance_figure(rows: list[dict], baseline_rows=None, mean_ap: dict | None = None) -> Figure:
+    """Instance scores against the IoU needed for a match, pooled over the test images.
+
+    Left: the model's precision, recall, accuracy, F1 and panoptic quality. Right: F1 of the model beside
+    each baseline (`baseline_rows`: {name: rows}, or one list of rows for the Otsu baseline), so one
+    sees at which IoU the model stops beating the simple methods. `mean_ap`: {name: value} for the legend."""
+    if baseline_rows is None:
+        baseline_rows = {}
+    elif not isinstance(baseline_rows, dict):
+        baseline_rows = {"otsu": baseline_rows}
+    mean_ap = mean_ap or {}
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    left, right = fig.subplots(1, 2)
     t = [r["iou_threshold"] for r in rows]
     for k in ("precision", "recall", "accuracy", "f1", "panoptic_quality"):
-        ax.plot(t, [r[k] for r in rows], marker=".", label=k)
-    if baseline_rows:
-        ax.plot(t, [r["f1"] for r in baseline_rows], "k--", label="Otsu baseline f1")
-    ax.set_xlabel("IoU threshold for a match")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Instance matching over IoU thresholds")
+        left.plot(t, [r[k] for r in rows], marker=".", label=k.replace("_", " "))
+    left.set_title("Model: object matching over IoU thresholds", fontsize=10)
+    styles = ("--", ":", "-.")
+    for i, (name, r) in enumerate((("model", rows), *baseline_rows.items())):
+        label = name + (f" (mean AP {mean_ap[name]:.3f})" if mean_ap.get(name) is not None else "")
+        right.plot([x["iou_threshold"] for x in r], [x["f1"] for x in r], marker=".",
+                   ls="-" if i == 0 else styles[(i - 1) % len(styles)], color=None if i == 0 else f"C{i + 4}",
+                   label=label)
+    right.set_title("F1: model and baselines", fontsize=10)
+    for ax in (left, right):
+        ax.set_xlabel("IoU threshold for a match")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlim(0.05, 0.95)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    left.set_ylabel("score (pooled over test images)")
+    return fig
+
+
+def grey_views(image, axes: str | None = None) -> list[tuple[str, np.ndarray]]:
+    """`views` of an image or volume as one grey channel (channels averaged per view, as
+    `baselines.gray`), without a float copy of the whole stack. `axes`: e.g. "YX", "CYX", "ZYX", "CZYX"."""
+    from .baselines import gray
+
+    a = np.asarray(image)
+    ax = (axes or "").upper().replace("S", "C")
+    if "C" not in ax:
+        return views(a)
+    if len(ax) != a.ndim:
+        raise ValueError(f"axes {axes!r} do not fit an array of shape {a.shape}")
+    return [(title, gray(v, "YXC")) for title, v in views(np.moveaxis(a, ax.index("C"), -1), rgb=True)]
+
+
+def label_colours(labels2d) -> np.ndarray:
+    """RGB of a label image: a fixed colour per id (golden-ratio hues, so neighbours differ), black background."""
+    from matplotlib.colors import hsv_to_rgb
+
+    ids = np.asarray(labels2d).astype(np.int64)
+    hsv = np.stack([(ids * 0.6180339887) % 1.0, 0.55 + 0.4 * ((ids * 0.3819660113) % 1.0),
+                    np.full(ids.shape, 0.95)], axis=-1)
+    rgb = hsv_to_rgb(hsv)
+    rgb[ids == 0] = 0.0
+    return rgb
+
+
+def outline_overlay(grey2d, outlines2d, width: int = 1) -> np.ndarray:
+    """RGB: the grey view (percentile-stretched) with the TP / FP / FN outline codes drawn in full colour,
+    thickened to `width` pixels so they survive the figure's down-sampling of large images."""
+    from scipy.ndimage import maximum_filter
+
+    g = np.asarray(grey2d, np.float64)
+    lo, hi = _limits(g) if g.size else (0.0, 1.0)
+    rgb = np.repeat(np.clip((g - lo) / (hi - lo), 0, 1)[..., None], 3, axis=-1)
+    codes = np.asarray(outlines2d)
+    if width > 1:
+        codes = maximum_filter(codes, size=width)  # the worse code wins where outlines meet
+    for code, colour in ERROR_COLOURS.items():
+        rgb[codes == code] = colour
+    return rgb
+
+
+def instance_errors_figure(name, source, true_labels, pred_labels, outlines, scores: dict | None = None,
+                           axes: str | None = None, iou_threshold: float = 0.5) -> Figure:
+    """Input, ground truth, prediction and the errors of one image: outlines of true positives (green),
+    false-positive predictions (magenta) and missed true objects (cyan) at `iou_threshold`.
+
+    `outlines`: `maps.instance_outlines`, one per view. A volume (Z, Y, X) gets two rows (`views`): the
+    middle Z plane, and projections along Z: the input's maximum, each object's own outline in the errors
+    panel and the largest label id in the label panels. `axes` of `source`: see `grey_views`."""
+    from matplotlib.patches import Patch
+
+    src_views = grey_views(source, axes)
+    true_views, pred_views = views(np.asarray(true_labels)), views(np.asarray(pred_labels))
+    n_rows = len(true_views)
+    if not (len(src_views) == len(pred_views) == len(outlines) == n_rows):
+        raise ValueError("source, labels and outlines must show the same views (all 2D or all volumes)")
+    fig, grid = _grid(n_rows, 4, (12, 3.4), left=0.01, right=0.99, top=0.85, bottom=0.1, wspace=0.15)
+    for i in range(n_rows):
+        view, grey = src_views[i]
+        lo, hi = _limits(grey)
+        width = max(1, int(math.ceil(max(np.shape(grey)) / 300)))  # ~300 px per panel at DPI 120
+        _show(grid[i, 0], grey, _title("input", view), vmin=lo, vmax=hi)
+        _show(grid[i, 1], label_colours(true_views[i][1]), _title("ground truth", true_views[i][0]))
+        _show(grid[i, 2], label_colours(pred_views[i][1]), _title("prediction", pred_views[i][0]))
+        _show(grid[i, 3], outline_overlay(grey, outlines[i], width),
+              _title(f"errors at IoU {iou_threshold:g}", view))
+    handles = [Patch(color=ERROR_COLOURS[c], label=n) for c, n in
+               ((TP, "TP: matched"), (FP, "FP: false prediction"), (FN, "FN: missed object"))]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    text = f"{name}" + ("" if not scores else "   " + "   ".join(
+        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
+    fig.suptitle(text, fontsize=10)
     return fig
 
 
