@@ -155,7 +155,7 @@ def border_scene(size: int, tile: int, radius: int = 9):
 
 
 CHILD_4096 = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 import numpy as np
 sys.path.insert(0, sys.argv[1])
@@ -168,9 +168,12 @@ model = load_model(T.write_model(Path(sys.argv[2]) / "m", p))
 model._run = T.oracle(p)
 image, truth = T.border_scene(4096, 512)
 model.predict(image[:512, :512], tile=512)  # warm-up: imports and JIT outside the measurement
-before = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // 1024  # resident now, KiB
+def hwm():  # peak resident memory (VmHWM) in KiB; writing 5 to clear_refs resets it to the current one
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+open("/proc/self/clear_refs", "w").write("5")
+before = hwm()
 result = model.predict(image, tile=512)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = hwm()
 labels = result["labels"]
 m = matching(truth, labels, thresh=0.7)
 print(json.dumps({"n": int(truth.max()), "n_pred": int(m.n_pred), "tp": int(m.tp), "dtype": str(labels.dtype),

@@ -153,7 +153,7 @@ def test_model_shape_and_tiling_is_exact():
 # ------------------------------------------------------------------------------------------ prediction
 
 CHILD_TILED = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 import numpy as np
 sys.path.insert(0, sys.argv[1])
@@ -167,9 +167,12 @@ model._run = T.oracle(p)
 side = int(sys.argv[3])
 image, truth = T.border_stack((24, side, side), 96)
 model.predict(image[:, :64, :64], tile=(12, 32, 32))  # warm-up: imports outside the measurement
-before = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // 1024
+def hwm():  # peak resident memory (VmHWM) in KiB; writing 5 to clear_refs resets it to the current one
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+open("/proc/self/clear_refs", "w").write("5")
+before = hwm()
 result = model.predict(image, tile=(12, 96, 96))  # side / 96 tiles in Y and X, 2 in Z
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = hwm()
 labels = result["labels"]
 m = matching(truth, labels, thresh=0.7)
 print(json.dumps({"n": int(truth.max()), "n_pred": int(m.n_pred), "tp": int(m.tp), "dtype": str(labels.dtype),

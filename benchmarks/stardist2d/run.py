@@ -173,10 +173,13 @@ def reference_inputs(model_dir: Path, source: Path, target: Path, test_source: P
 def score(pred_npz: Path, truths: list) -> dict:
     import numpy as np
 
+    pred = np.load(pred_npz)
+    return score_labels([pred[f"test_pred/{i}"] for i in range(len(truths))], truths)
+
+
+def score_labels(preds: list, truths: list) -> dict:
     from dl4mic.qc.metrics import instance_metrics, instance_metrics_many
 
-    pred = np.load(pred_npz)
-    preds = [pred[f"test_pred/{i}"] for i in range(len(truths))]
     pooled = instance_metrics_many(truths, preds)
     per_image = [instance_metrics(t, p) for t, p in zip(truths, preds)]
     at = pooled["at_0.5"]
@@ -184,6 +187,20 @@ def score(pred_npz: Path, truths: list) -> dict:
             "panoptic_quality": at["panoptic_quality"], "n_true": at["n_true"], "n_pred": at["n_pred"],
             "per_image_f1": [r["at_0.5"]["f1"] for r in per_image],
             "per_image_mean_ap": [r["mean_ap"] for r in per_image]}
+
+
+def baseline_scores(test_source: Path, test_files: list[str], truths: list, spacing=None) -> dict:
+    """dl4mic QC's two instance baselines on the test images, scored like the networks: Otsu + connected
+    components, and Otsu + a distance-transform watershed (distances in `spacing` units, per axis)."""
+    from dl4mic.data.io import read_image
+    from dl4mic.qc import baselines as bl
+
+    images = [read_image(test_source / n) for n in test_files]
+    _, polarity, _ = bl.otsu_baseline(images, [t > 0 for t in truths])
+    return {"polarity": polarity,
+            "otsu": score_labels([bl.otsu_instances(im, polarity) for im in images], truths),
+            "otsu_watershed": score_labels([bl.otsu_watershed_instances(im, polarity, spacing=spacing)
+                                            for im in images], truths)}
 
 
 def main(argv=None, flavour=FLAVOUR_2D) -> int:
@@ -204,7 +221,7 @@ def main(argv=None, flavour=FLAVOUR_2D) -> int:
 
     # ---- dl4mic --------------------------------------------------------------------------------
     model_dir = work / "dl4mic_model"
-    cfg_d = {"source": str(source), "target": str(target), "model": str(model_dir), "params": params,
+    cfg_d = {"network": a.network, "source": str(source), "target": str(target), "model": str(model_dir), "params": params,
              "threads": a.threads, "test_source": str(test_source), "test_files": test_files}
     log(f"dl4mic {a.network}: {a.epochs} epochs x {a.steps} steps x batch {a.batch_size} x "
         f"{'x'.join(map(str, a.patch))} on {a.data.name} ...")
@@ -227,6 +244,7 @@ def main(argv=None, flavour=FLAVOUR_2D) -> int:
     truths = [read_image(test_target / n) for n in test_files]
     q_d = score(work / "dl4mic_pred.npz", truths)
     q_r = score(work / "stardist_pred.npz", truths) if res_r else None
+    base = baseline_scores(test_source, test_files, truths, a.anisotropy_axes)
 
     def side(res, run, q):
         if res is None:
@@ -251,6 +269,7 @@ def main(argv=None, flavour=FLAVOUR_2D) -> int:
                                  "learning_rate": a.learning_rate}},
         "dl4mic": d,
         "stardist": r,
+        "baselines": base,
         "ratio_epoch_time_dl4mic_over_stardist": ratio,
         "f1_difference_dl4mic_minus_stardist": (d["f1"] - r["f1"]) if r else None,
     }
@@ -285,6 +304,10 @@ def report_markdown(r: dict) -> str:
         rows.append([label, f(x["median_epoch_s"], ".2f"), f(x["first_epoch_s"], ".2f"), f(rat, ".2f"),
                      f(x["train_s"], ".0f"), f(x["peak_rss_mb"], ".0f"), f(x["f1"], ".3f"), f(x["mean_ap"], ".3f"),
                      f"{x['thresholds']['prob']:.3g} / {x['thresholds']['nms']:.2g}", x["n_params"]])
+    for label, key in (("Otsu + connected components", "otsu"), ("Otsu + distance watershed", "otsu_watershed")):
+        x = (r.get("baselines") or {}).get(key)
+        if x:
+            rows.append([label] + ["–"] * 5 + [f(x["f1"], ".3f"), f(x["mean_ap"], ".3f"), "–", "–"])
     table = common.md_table(["", "s/epoch (median, excl. 1st)", "1st epoch s", "ratio vs reference",
                              "training s", "peak RSS MB", "F1@0.5 (test)", "mean AP", "prob / nms thresh",
                              "parameters"], rows)

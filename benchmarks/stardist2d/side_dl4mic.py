@@ -1,4 +1,4 @@
-"""dl4mic side of the StarDist 2D benchmark: `dl4mic.train("stardist2d", ...)`, then the test images
+"""dl4mic side of the StarDist 2D and 3D benchmarks: `dl4mic.train(network, ...)`, then the test images
 predicted exactly as `dl4mic predict` does (tiled, NMS with the thresholds optimised on validation).
 
 Runs as its own process (run.py starts it with the project's Python) so that its peak memory is
@@ -28,7 +28,7 @@ def main(cfg_path: str) -> int:
     from dl4mic.predict.model import load_model
 
     t_import = time.perf_counter() - t_start
-    model_dir, train_s = common.train_dl4mic("stardist2d", cfg)
+    model_dir, train_s = common.train_dl4mic(cfg.get("network", "stardist2d"), cfg)
     config = yaml.safe_load((model_dir / "model.yaml").read_text())
     epochs = common.read_epoch_log(model_dir)
     loop_s = sum(e["seconds"] for e in epochs)

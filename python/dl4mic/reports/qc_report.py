@@ -38,6 +38,22 @@ def _verdict(summary: dict) -> str:
             f"{'helps' if better else 'does NOT help'} on these test images.")
 
 
+MAX_COLUMNS = 12  # per-image table columns that stay legible on a page
+
+
+def _per_image_columns(header: list[str], main_metric: str | None) -> list[int]:
+    """Indices of the per-image columns to print: all when they fit, else the image, the model's main
+    metric, mean AP, precision and recall, and each baseline's main metric and mean AP."""
+    if len(header) <= MAX_COLUMNS:
+        return list(range(len(header)))
+    main = main_metric or "f1"
+    wanted = {f"model_{k}" for k in (main, "mean_ap", "precision", "recall")}
+    keep = [0] + [i for i, h in enumerate(header) if h in wanted]
+    keep += [i for i, h in enumerate(header) if i not in keep and not h.startswith("model_")
+             and (h.endswith(f"_{main}") or h.endswith("_mean_ap"))]
+    return sorted(keep)[:MAX_COLUMNS]
+
+
 def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     if not path.is_file():
         return [], []
@@ -102,8 +118,12 @@ def write_qc_report(model_dir, qc_dir=None) -> Path:
                 f"over pixels); it is stored in model.yaml as qc_threshold.", size=8.5)
         if "pooled" in summary:  # objects were matched one to one
             pooled = summary.get("pooled", {})
+            others = "; ".join(f"{k[len('pooled_'):]}: F1 {fmt(v.get('at_0.5', {}).get('f1'))}, mean AP "
+                               f"{fmt(v.get('mean_ap'))}" for k, v in summary.items()
+                               if k.startswith("pooled_") and isinstance(v, dict) and "at_0.5" in v)
             rep.paragraph(f"Pooled over all test objects: F1 {fmt(pooled.get('at_0.5', {}).get('f1'))} at IoU 0.5, "
-                          f"mean AP {fmt(pooled.get('mean_ap'))} over IoU 0.5:0.05:0.95."
+                          f"mean AP {fmt(pooled.get('mean_ap'))} over IoU 0.5:0.05:0.95"
+                          + (f" (baselines {others})." if others else ".")
                           + (f" Thresholds (prob / NMS): {sections.stardist_thresholds(config)}."
                              if "prob_thresh" in config else ""), size=8.5)
         if (qc / "example.png").is_file():
@@ -117,6 +137,10 @@ def write_qc_report(model_dir, qc_dir=None) -> Path:
             rep.new_page()
             rep.heading("Per-image scores")
             rep.paragraph(PAGE_ROWS_HINT, size=8.5)
+            keep = _per_image_columns(header, summary.get("main_metric"))
+            if len(keep) < len(header):
+                rep.paragraph(f"{len(keep) - 1} of the {len(header) - 1} columns; qc/metrics.csv has them all.", size=8.5)
+            header, rows = [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
             n = len(header)
             rep.table([h.replace("_", " ") for h in header], [[_number(c) for c in r] for r in rows],
                       [0.2] + [0.8 / (n - 1)] * (n - 1), size=7 if n > 8 else 8, bold_first=True)
