@@ -237,11 +237,6 @@ class StarDist3D(StarDist2D):
         p = config["parameters"]
         return super().report_items(config) + [("anisotropy (Z, Y, X) / grid", f"{p['anisotropy']} / {p['grid']}")]
 
-    def export_spec(self, config):
-        from .stardist2d import stardist_export
-
-        return stardist_export(config)
-
 
 def _thresholds(config: dict) -> tuple[float, float]:
     p = config["parameters"]
