@@ -34,3 +34,20 @@ def write(path: Path, data) -> Path:
 
 def tree(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*"))
+
+
+def write_stardist_model(folder: Path, network: str, params: dict, prob_thresh: float = 0.5,
+                         nms_thresh: float = 0.4, **config) -> Path:
+    """A StarDist model folder with untrained weights (what LoadedModel needs), for oracle-network tests."""
+    import torch
+    import yaml
+
+    from dl4mic.networks import get_network
+
+    (folder / "weights").mkdir(parents=True)
+    torch.save(get_network(network).build(params).state_dict(), folder / "weights" / "best.pt")
+    config = {"network": network, "task": "instance", "name": folder.name, "parameters": params,
+              "normalization": {"source": {"method": "percentile", "low": 1.0, "high": 99.8}},
+              "prob_thresh": prob_thresh, "nms_thresh": nms_thresh, **config}
+    (folder / "model.yaml").write_text(yaml.safe_dump(config))
+    return folder

@@ -24,7 +24,7 @@ from dl4mic.predict.model import LoadedModel, load_model
 from dl4mic.tiling import predict_tiled
 from dl4mic.specs import load_spec
 
-from helpers import cli
+from helpers import cli, write_stardist_model
 
 NET = get_network("stardist2d")
 SMALL = {"depth": 2, "filters": 8, "conv_after_unet": 16, "n_rays": 16, "grid": 2}
@@ -63,14 +63,7 @@ def oracle(params):
 
 
 def write_model(folder, params, prob_thresh=0.5, nms_thresh=0.4):
-    """A model folder with untrained weights (what LoadedModel needs)."""
-    (folder / "weights").mkdir(parents=True)
-    torch.save(NET.build(params).state_dict(), folder / "weights" / "best.pt")
-    config = {"network": "stardist2d", "task": "instance", "name": folder.name, "parameters": params,
-              "normalization": {"source": {"method": "percentile", "low": 1.0, "high": 99.8}},
-              "prob_thresh": prob_thresh, "nms_thresh": nms_thresh}
-    (folder / "model.yaml").write_text(yaml.safe_dump(config))
-    return folder
+    return write_stardist_model(folder, "stardist2d", params, prob_thresh, nms_thresh)
 
 
 # ------------------------------------------------------------------------------------------ training parts

@@ -26,7 +26,7 @@ from dl4mic.predict.model import LoadedModel, load_model
 from dl4mic.specs import load_spec
 from dl4mic.tiling import predict_tiled
 
-from helpers import cli
+from helpers import cli, write_stardist_model
 
 NET = get_network("stardist3d")
 SMALL = {"depth": 1, "filters": 4, "conv_after_unet": 8, "n_rays": 32, "anisotropy": "2,1,1",
@@ -67,14 +67,7 @@ def oracle(params):
 
 
 def write_model(folder, params, prob_thresh=0.5, nms_thresh=0.4):
-    """A model folder with untrained weights (what LoadedModel needs)."""
-    (folder / "weights").mkdir(parents=True)
-    torch.save(NET.build(params).state_dict(), folder / "weights" / "best.pt")
-    config = {"network": "stardist3d", "task": "instance", "name": folder.name, "parameters": params, "axes": "ZYX",
-              "normalization": {"source": {"method": "percentile", "low": 1.0, "high": 99.8}},
-              "prob_thresh": prob_thresh, "nms_thresh": nms_thresh}
-    (folder / "model.yaml").write_text(yaml.safe_dump(config))
-    return folder
+    return write_stardist_model(folder, "stardist3d", params, prob_thresh, nms_thresh, axes="ZYX")
 
 
 def border_stack(shape, tile, radii=(3, 6, 6)):
