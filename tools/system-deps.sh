@@ -1,9 +1,11 @@
 #!/bin/sh
-# System packages the tests need: ImageJ 1.x and a virtual display for the Fiji bridge,
+# System packages the tests need: ImageJ 1.x, Jython 2.7 (runs the Fiji menu scripts as Fiji does)
+# and a virtual display for the Fiji bridge,
 # poppler-utils to render and read report PDFs. Installs only what is missing (Debian/Ubuntu).
 set -e
 missing=""
 [ -f /usr/share/java/ij.jar ] || missing="$missing imagej"
+[ -f /usr/share/java/jython.jar ] || missing="$missing jython"
 command -v xvfb-run >/dev/null 2>&1 || missing="$missing xvfb xauth"
 command -v pdftoppm >/dev/null 2>&1 || missing="$missing poppler-utils"
 command -v java >/dev/null 2>&1 || missing="$missing default-jre-headless"

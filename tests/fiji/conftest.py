@@ -134,3 +134,24 @@ def fake_dl4mic(tmp_path, monkeypatch):
 
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "fiji-scripts"
+
+
+@pytest.fixture(scope="session")
+def jython_fiji(tmp_path_factory):
+    """A Fiji.app made by `dl4mic fiji install` whose menu scripts run in Jython 2.7 (Debian's jython + ij.jar)."""
+    from dl4mic.errors import UserError
+    from dl4mic.fiji.jython import JythonFiji, find_jython_jar
+
+    try:
+        find_jython_jar()
+        return JythonFiji(tmp_path_factory.mktemp("fiji"))
+    except UserError as exc:
+        _missing(str(exc))
+
+
+@pytest.fixture
+def jython(jython_fiji):
+    """The Jython Fiji, with a display for the ROI Manager (pytest runs under xvfb-run -a)."""
+    if not os.environ.get("DISPLAY"):
+        _missing("no DISPLAY for ImageJ windows; run pytest under xvfb-run -a")
+    return jython_fiji

@@ -1,9 +1,10 @@
 """SciJava script parameters (`#@` lines), and running Fiji's menu scripts outside Fiji.
 
 Fiji fills a script's `#@` parameters from a dialog; here they are filled from
-a dict (tests, `dl4mic fiji run`), with the same Java types Fiji passes (a
-java.io.File for File parameters), so the scripts themselves are exercised
-against ImageJ 1.x rather than a copy of their logic.
+a dict with the same Java types Fiji passes (a java.io.File for File parameters),
+so the scripts themselves are exercised against ImageJ 1.x rather than a copy of
+their logic: in real Jython 2.7 (`jython.py`, as Fiji runs them) or in this
+CPython through JPype (`run_script`, for tests that reach into the JVM).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from ..errors import UserError
 
 _LINE = re.compile(r"^#@(?P<io>input|output|both)?\s*(?P<type>[\w.]+)\s*(?:\((?P<attrs>.*)\))?\s*(?P<name>\w+)\s*$")
 _ATTR = re.compile(r'\s*(\w+)\s*=\s*("(?:[^"\\]|\\.)*"|\{[^}]*\}|[^,]+)\s*(?:,|$)')
+KINDS = {"File": "file", "ImagePlus": "image", "String": "str", "boolean": "bool", "Boolean": "bool",
+         **dict.fromkeys(("int", "Integer", "long", "Long", "short", "Short", "byte"), "int"),
+         **dict.fromkeys(("float", "Float", "double", "Double"), "float")}
 SERVICE_TYPES = {"LogService", "StatusService", "UIService", "Context", "ImageJ", "CommandService",
                  "DatasetService", "OpService", "ScriptService"}
 
@@ -38,6 +42,11 @@ class Parameter:
     @property
     def choices(self):
         return self.attrs.get("choices")
+
+    @property
+    def kind(self) -> str:
+        """file, image, int, float, bool, str or object: how the value is typed for the script."""
+        return _kind(self.type)
 
 
 def _value(text: str):
@@ -80,32 +89,14 @@ def parse_header(text: str) -> list[Parameter]:
     return params
 
 
-def _convert(param: Parameter, value, gateway):
-    kind = param.type.split(".")[-1]
-    if value is None:
-        return None
-    if kind == "File":
-        from java.io import File
-
-        return File(str(value))
-    if kind in ("int", "Integer", "long", "Long", "short"):
-        return int(value)
-    if kind in ("float", "Float", "double", "Double"):
-        return float(value)
-    if kind in ("boolean", "Boolean"):
-        return bool(value)
-    if kind == "String":
-        value = str(value)
-        if param.choices and value not in param.choices:
-            raise UserError(f"{param.name}={value!r} is not one of {param.choices}; pick one of those.")
-        return value
-    if kind == "ImagePlus" and gateway is not None and not hasattr(value, "getProcessor"):
-        return gateway.image(value, param.name)
-    return value
+def _kind(type_name: str) -> str:
+    return KINDS.get(type_name.split(".")[-1], "object")
 
 
-def run_script(path: str | Path, values: dict | None = None, gateway=None) -> dict:
-    """Run a menu script with its parameters filled; returns its #@output values."""
+def fill_parameters(path: str | Path, values: dict | None = None) -> tuple[str, list[tuple[Parameter, object]]]:
+    """A script's text and its input parameters with their values (given, else the default), checked as
+    Fiji's dialog would: unknown names, missing required values and values outside `choices` are user errors.
+    An ImagePlus left out is None: the script gets the current image."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     params = parse_header(text)
@@ -114,25 +105,52 @@ def run_script(path: str | Path, values: dict | None = None, gateway=None) -> di
     if unknown:
         raise UserError(f"{path.name} has no parameter {sorted(unknown)[0]!r}; "
                         f"its parameters are {', '.join(p.name for p in params)}.")
+    filled = []
+    for p in params:
+        if p.io == "output":
+            continue
+        value = values[p.name] if p.name in values else p.default
+        if value is None and p.required and p.kind != "image":
+            raise UserError(f"{path.name} needs a value for {p.name}; pass {p.name}=... .")
+        if p.kind == "str" and value is not None:
+            value = str(value)
+            if p.choices and value not in p.choices:
+                raise UserError(f"{p.name}={value!r} is not one of {p.choices}; pick one of those.")
+        filled.append((p, value))
+    return text, filled
+
+
+def _convert(param: Parameter, value, gateway):
+    """A value as the Java type Fiji passes (JPype side)."""
+    if value is None:
+        if param.kind == "image":
+            from ij import WindowManager
+
+            return WindowManager.getCurrentImage()
+        return None
+    if param.kind == "file":
+        from java.io import File
+
+        return File(str(value))
+    if param.kind in ("int", "float", "bool"):
+        return {"int": int, "float": float, "bool": bool}[param.kind](value)
+    if param.kind == "image" and gateway is not None and not hasattr(value, "getProcessor"):
+        return gateway.image(value, param.name)
+    return value
+
+
+def run_script(path: str | Path, values: dict | None = None, gateway=None) -> dict:
+    """Run a menu script in this process (CPython + JPype) with its parameters filled; returns its #@output
+    values. `dl4mic.fiji.jython` runs the same scripts in real Jython 2.7, as Fiji does."""
+    text, filled = fill_parameters(path, values)
     from .jylib import ensure_importable
 
     ensure_importable()  # the scripts import dl4mic_ij, dl4mic_run, dl4mic_boxes as in Fiji
     namespace = {"__name__": "__main__", "__file__": str(path)}
-    for p in params:
-        if p.io == "output":
-            continue
-        if p.name in values:
-            value = values[p.name]
-        elif p.type == "ImagePlus":
-            from ij import WindowManager
-
-            value = WindowManager.getCurrentImage()
-        else:
-            value = p.default
-        if value is None and p.required and p.type != "ImagePlus":
-            raise UserError(f"{path.name} needs a value for {p.name}; pass {p.name}=... .")
+    for p, value in filled:
         namespace[p.name] = _convert(p, value, gateway)
     exec(compile(text, str(path), "exec"), namespace)
+    params = parse_header(text)
     return {p.name: namespace.get(p.name) for p in params if p.io in ("output", "both")}
 
 
