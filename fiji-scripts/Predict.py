@@ -45,7 +45,8 @@ def show_results(imp, folder, stem):
             boxes = [b for b in dl4mic_boxes.read_boxes(path) if dl4mic_boxes.image_matches(b["image"], imp.getTitle())]
             rois += dl4mic_ij.boxes_to_rois(boxes)
     target = labels if labels is not None and not same_planes(imp, labels) else imp
-    if target.getWindow() is not None:
+    if target.getWindow() is not None:  # the image the ROIs are on is the one the user works on next
+        WindowManager.setCurrentWindow(target.getWindow())
         target.getWindow().toFront()
     if rois:
         dl4mic_ij.add_to_manager(rois, target, True)

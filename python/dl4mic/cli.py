@@ -214,7 +214,23 @@ def _print_model(model: Path) -> None:
             print(f"  {model / rel}")
 
 
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM (Fiji's Cancel, a cluster's scancel, `kill`) as Ctrl+C: training then marks the model
+    folder interrupted after its last complete epoch, so `--resume` continues it."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (dl4mic.cli.main called from a thread)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # this process is the dl4mic command
+        _stop_on_sigterm()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:

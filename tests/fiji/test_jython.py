@@ -56,3 +56,120 @@ def test_jython_reports_a_missing_parameter_before_starting(jython, tmp_path):
         jython.script("QC.py", {"source": tmp_path, "target": tmp_path})
     with pytest.raises(JythonError, match="NameError"):
         jython.run([code_step("undefined_name")])
+
+
+# Records what the scripts show in Fiji's status and progress bars (dl4mic_run's IJ, wrapped), and presses
+# Esc when the status first shows epoch `record['esc_at_epoch']`, as a user watching the status bar would.
+STATUS_RECORDER = code_step('''
+import dl4mic_run
+from java.awt.event import KeyEvent
+class Recorder(object):
+    def __init__(self, ij):
+        self.ij = ij
+    def showStatus(self, text):
+        record.setdefault("status", []).append(u"%s" % text)
+        if "esc_at_epoch" in record and (" epoch %d/" % record["esc_at_epoch"]) in text:
+            self.ij.setKeyDown(KeyEvent.VK_ESCAPE)
+        self.ij.showStatus(text)
+    def showProgress(self, *args):
+        record.setdefault("progress", []).append([float(a) for a in args])
+        self.ij.showProgress(*args)
+    def __getattr__(self, name):
+        return getattr(self.ij, name)
+dl4mic_run.IJ = Recorder(IJ)
+''')
+
+
+def esc_at_epoch(epoch):
+    return code_step(f"record['esc_at_epoch'] = {epoch}")
+
+
+def nuclei(shared_data, tmp_path, split, names, crop=128, binary=False):
+    """Crops of DSB 2018 nuclei (images and their label masks, or 0/255 masks) as a source/target folder pair."""
+    src = shared_data / "dsb2018_stage1test_nuclei_gray" / split
+    pair = []
+    for kind in ("images", "masks"):
+        folder = tmp_path / split / kind
+        folder.mkdir(parents=True)
+        for name in names:
+            data = tifffile.imread(src / kind / name)[:crop, :crop]
+            if binary and kind == "masks":
+                data = np.where(data > 0, 255, 0).astype(np.uint8)
+            tifffile.imwrite(folder / name, data)
+        pair.append(folder)
+    return pair
+
+
+def first_names(shared_data, split, n):
+    return sorted(p.name for p in (shared_data / "dsb2018_stage1test_nuclei_gray" / split / "images").iterdir())[:n]
+
+
+UNET_QUICK = ("epochs=2 steps_per_epoch=2 batch_size=2 patch_size=32 learning_rate=0.001 val_split=0.34 "
+              "mask_foreground=nonzero")
+
+
+def test_jython_train_qc_predict_export_with_the_real_cli(jython, shared_data, tmp_path):
+    source, target = nuclei(shared_data, tmp_path, "train", first_names(shared_data, "train", 3), binary=True)
+    test_names = first_names(shared_data, "test", 2)
+    test_source, test_target = nuclei(shared_data, tmp_path, "test", test_names, binary=True)
+    model, out, bundle = tmp_path / "model", tmp_path / "out", tmp_path / "unet.zip"
+    out.mkdir()
+    image = sorted(test_source.iterdir())[0]
+    session = jython.run([
+        STATUS_RECORDER,
+        jython.script("Train.py", {"network": "unet2d", "source": source, "target": target, "model": model},
+                      macro=UNET_QUICK),
+        jython.script("QC.py", {"model": model, "source": test_source, "target": test_target}),
+        jython.script("Predict.py", {"model": model, "input": image, "output": out, "rois": True}),
+        jython.script("Export.py", {"model": model, "bundle": bundle}),
+    ], timeout=900)
+    assert (model / "model.yaml").is_file(), session.stdout + session.stderr
+    status = session.record["status"]
+    # the status and progress bars advance once per epoch from the CLI's JSON progress lines, then per image
+    assert [s.split("  ")[0] for s in status] == [
+        "dl4mic train: unet2d model", "dl4mic train: epoch 1/2", "dl4mic train: epoch 2/2", "dl4mic train: done",
+        "dl4mic qc: QC model", f"dl4mic qc: 1/2 {test_names[0]}", f"dl4mic qc: 2/2 {test_names[1]}", "dl4mic qc: done",
+        "dl4mic predict: predict model", f"dl4mic predict: 1/1 {image.name}", "dl4mic predict: done"]
+    assert "loss" in status[1] and "val_loss" in status[1]
+    assert session.record["progress"][:3] == [[1.0, 2.0], [2.0, 2.0], [1.0]]
+    summary = json.loads((model / "qc" / "summary.json").read_text())
+    assert f"dl4mic QC of {model.name}:" in session.stdout and summary["test_data"]["n_images"] == 2
+    assert bundle.is_file()
+    # the input, its outputs and one ROI per predicted object, on the input (the current image)
+    assert set(session.images) == {image.name} | {f"{image.stem}_{kind}.tif" for kind in ("labels", "mask", "prob")}
+    assert session.current == image.name
+    (zip_path,) = out.glob("*_rois.zip")
+    from dl4mic.predict.rois import read_roi_zip
+
+    assert [r["name"] for r in session.rois] == [r.name for r in read_roi_zip(zip_path)] and session.rois
+
+
+def test_jython_esc_stops_training_cleanly_and_it_resumes(jython, shared_data, tmp_path):
+    from dl4mic.model_folder import read_model_config
+
+    from helpers import cli
+
+    source, target = nuclei(shared_data, tmp_path, "train", first_names(shared_data, "train", 3), binary=True)
+    model = tmp_path / "model"
+    session = jython.run([
+        STATUS_RECORDER, esc_at_epoch(1),
+        jython.script("Train.py", {"network": "unet2d", "source": source, "target": target, "model": model},
+                      macro=UNET_QUICK.replace("epochs=2 steps_per_epoch=2", "epochs=4 steps_per_epoch=20")),
+    ], timeout=600)
+    assert session.record["status"][-1] == "dl4mic train: cancelled"
+    assert "dl4mic: train cancelled" in session.stdout
+    training = read_model_config(model)["training"]
+    # SIGTERM reached training as Ctrl+C: the folder says interrupted, after its last complete epoch
+    assert training["status"] == "interrupted" and 1 <= training["epochs_done"] < 4
+    assert cli("train", "unet2d", "--model", model, "--resume", "--progress", "none") == 0
+    training = read_model_config(model)["training"]
+    assert training["status"] == "finished" and training["epochs_done"] == 4
+
+
+def test_jython_user_errors_reach_the_user_as_one_sentence(jython, tmp_path):
+    (tmp_path / "empty").mkdir()
+    session = jython.run([jython.script("QC.py", {"model": tmp_path / "empty", "source": tmp_path,
+                                                   "target": tmp_path})])
+    assert session.state["steps_done"] == 1  # the script reported the error itself, it did not crash
+    assert f"dl4mic QC: error: {tmp_path / 'empty'} is not a dl4mic model folder" in session.stdout
+    assert "Traceback" not in session.stdout + session.stderr

@@ -436,10 +436,11 @@ def _store_qc_threshold(model_dir: Path, threshold: float):
     folder.write(config)
 
 
-def _reporter(progress, callback, total: int, desc: str) -> Callable[[int, int, str], None]:
-    """Adapt the training loop's progress convention (mode string + event callback) or a plain callable."""
+def _reporter(progress, callback, total: int, desc: str) -> tuple[Callable[[int, int, str], None], Callable]:
+    """Adapt the training loop's progress convention (mode string + event callback) or a plain callable:
+    a step per image, and a finish(event) once the QC folder is written (the "done" event)."""
     if callable(progress):
-        return progress
+        return progress, lambda event: None
     from ..progress import Progress
 
     rep = Progress(progress or "none", callback)
@@ -447,9 +448,7 @@ def _reporter(progress, callback, total: int, desc: str) -> Callable[[int, int, 
 
     def step(done: int, n: int, name: str):
         rep.update({"event": "qc_image", "done": done, "total": n, "image": name})
-        if done == n:
-            rep.close()
-    return step
+    return step, rep.close
 
 
 def run_qc(model, source, target=None, output=None, overwrite: bool = True, progress="auto",
@@ -474,7 +473,7 @@ def run_qc(model, source, target=None, output=None, overwrite: bool = True, prog
         raise UserError(f"QC of {task} models needs ground truth; give --target, the folder of true "
                         f"masks or labels with the same file names as the images in {source}.")
     pairs = pair_files(source, target)
-    progress = _reporter(progress, callback, len(pairs), f"QC {Path(m.dir).name}")
+    progress, finish = _reporter(progress, callback, len(pairs), f"QC {Path(m.dir).name}")
     model_dir = Path(m.dir)
     out = Path(output) if output else model_dir / "qc"
     if out.exists() and not overwrite:
@@ -533,4 +532,7 @@ def run_qc(model, source, target=None, output=None, overwrite: bool = True, prog
     if "qc_threshold" in summary:
         _store_qc_threshold(model_dir, summary["qc_threshold"])
     summary["output"] = str(out)
-    return _finite(summary)
+    summary = _finite(summary)
+    finish({"event": "done", "output": str(out), "n": summary["test_data"]["n_images"],
+            "main_metric": main, "mean": summary["means"].get(main)})
+    return summary
