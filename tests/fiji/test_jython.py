@@ -171,5 +171,5 @@ def test_jython_user_errors_reach_the_user_as_one_sentence(jython, tmp_path):
     session = jython.run([jython.script("QC.py", {"model": tmp_path / "empty", "source": tmp_path,
                                                    "target": tmp_path})])
     assert session.state["steps_done"] == 1  # the script reported the error itself, it did not crash
-    assert f"dl4mic QC: error: {tmp_path / 'empty'} is not a dl4mic model folder" in session.stdout
+    assert f"dl4mic QC: {tmp_path / 'empty'} is not a dl4mic model folder" in session.stdout
     assert "Traceback" not in session.stdout + session.stderr

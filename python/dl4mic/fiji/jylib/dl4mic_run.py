@@ -203,8 +203,9 @@ def _run_cli(command, title, request):
     if code == 0:
         return True
     message = [e for e in errors if e.strip()]
-    if code == 2 and message:
-        raise dl4mic_ij.BridgeError(message[-1])
+    if code == 2 and message:  # a user error: the CLI's one sentence, without its "error: " prefix
+        last = message[-1]
+        raise dl4mic_ij.BridgeError(last[len("error: "):] if last.startswith("error: ") else last)
     raise dl4mic_ij.BridgeError("dl4mic %s failed (exit code %d): %s" % (command, code, " | ".join(message[-3:])))
 
 
