@@ -1,6 +1,7 @@
 """`dl4mic fiji ...`: install the menu scripts; convert and push results to ImageJ.
 
-    dl4mic fiji install --fiji PATH/Fiji.app [--python PYTHON]
+    dl4mic fiji install --fiji PATH/Fiji.app [--python PYTHON] [--command-only]
+    dl4mic fiji update-site FOLDER                           the same files as an ImageJ update site
     dl4mic fiji rois LABELS.tif [--output ROIS.zip]          labels -> ROI zip (no JVM)
     dl4mic fiji labels ROIS.zip --like IMAGE.tif [--output LABELS.tif] [--mask]
     dl4mic fiji boxes BOXES.csv [--output ROIS.zip] [--image NAME]
@@ -25,6 +26,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p = sub.add_parser("install", help="install the Plugins > dl4mic menu scripts into a Fiji")
     p.add_argument("--fiji", required=True, help="the Fiji.app folder")
     p.add_argument("--python", help="the Python that has dl4mic (default: this one)")
+    p.add_argument("--command-only", action="store_true",
+                   help="only record which dl4mic the scripts call (the scripts came from an update site)")
+
+    p = sub.add_parser("update-site", help="write or update an ImageJ update site folder that a lab can host")
+    p.add_argument("folder", help="the update site's folder (served over HTTP as the site's URL)")
 
     p = sub.add_parser("rois", help="label image -> ImageJ ROI zip")
     p.add_argument("labels")
@@ -73,8 +79,17 @@ def run(args: argparse.Namespace) -> int:
     if cmd == "install":
         from .install import install_scripts
 
-        written = install_scripts(args.fiji, python=args.python)
-        print(f"Installed {len(written)} files; restart Fiji and find them under Plugins > dl4mic.")
+        written = install_scripts(args.fiji, python=args.python, command_only=args.command_only)
+        if args.command_only:
+            print(f"Recorded the dl4mic command in {written[0]}.")
+        else:
+            print(f"Installed {len(written)} files; restart Fiji and find them under Plugins > dl4mic.")
+    elif cmd == "update-site":
+        from .install import write_update_site
+
+        updated = write_update_site(args.folder)
+        print(f"Update site {args.folder}: {len(updated)} new file version(s); host the folder and add its URL "
+              "in Fiji under Help > Update... > Manage update sites.")
     elif cmd == "rois":
         from ..predict.rois import LABEL_AXES, labels_to_roi_zip
 
