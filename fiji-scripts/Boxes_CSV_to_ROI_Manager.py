@@ -1,6 +1,6 @@
-#@ File (label="Boxes CSV (dl4mic *_boxes.csv or ZeroCostDL4Mic predicted_bounding_boxes*.csv)", style="open") csv_file
-#@ boolean (label="Only the boxes of the current image", value=true) current_only
-#@ boolean (label="Replace the ROIs already in the ROI Manager", value=true) replace
+#@ File (label="Boxes CSV (dl4mic *_boxes.csv or ZeroCostDL4Mic predicted_bounding_boxes*.csv)", style="open", description="The boxes written by dl4mic predict for a detection model, or ZeroCostDL4Mic's YOLO CSV (wide or transposed).") csv_file
+#@ boolean (label="Only the boxes of the current image", value=true, description="Keep only the rows whose image name matches the current image's title.") current_only
+#@ boolean (label="Replace the ROIs already in the ROI Manager", value=true, description="Clear the ROI Manager first; untick to add the boxes to the ROIs already there.") replace
 # dl4mic: detection boxes -> rectangle ROIs named class:confidence, on their stack slice.
 from ij import IJ, WindowManager
 

@@ -1,5 +1,5 @@
-#@ File (label="Model folder", style="directory") model
-#@ File (label="Bundle to write (.zip; empty for MODEL/export/)", style="save", required=false) bundle
+#@ File (label="Model folder", style="directory", description="A folder written by dl4mic train (it holds model.yaml and weights/).") model
+#@ File (label="Bundle to write (.zip; empty for MODEL/export/)", style="save", required=false, description="Where to write the bioimage.io bundle zip that DeepImageJ opens; leave empty to write MODEL/export/.") bundle
 # dl4mic: export a trained model as a bioimage.io bundle (runs in DeepImageJ), validated.
 from ij import IJ
 

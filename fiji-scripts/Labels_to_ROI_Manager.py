@@ -1,5 +1,5 @@
-#@ ImagePlus (label="Label image (0 = background, each object one value)") labels
-#@ boolean (label="Replace the ROIs already in the ROI Manager", value=true) replace
+#@ ImagePlus (label="Label image (0 = background, each object one value)", description="An image whose pixels are 0 for background and one value per object, such as a dl4mic *_labels.tif; a stack gives one ROI per object and slice.") labels
+#@ boolean (label="Replace the ROIs already in the ROI Manager", value=true, description="Clear the ROI Manager first; untick to add to the ROIs already there.") replace
 # dl4mic: label image -> one ROI per object in the ROI Manager, exactly (holes and
 # multi-part objects kept: each label is thresholded and turned into a selection).
 # A stack gives one ROI per object and slice, named label:z (label:z:t on a hyperstack).

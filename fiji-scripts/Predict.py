@@ -1,8 +1,8 @@
-#@ File (label="Model folder", style="directory") model
-#@ File (label="Image or folder of images (empty: the image open in Fiji)", style="both", required=false) input
-#@ File (label="Output folder", style="directory") output
-#@ boolean (label="Write ROIs (ROI zip per image; boxes CSV for detection)", value=true) rois
-#@ boolean (label="Show the results (single image)", value=true) show
+#@ File (label="Model folder or bundle zip", style="both", description="A folder written by dl4mic train, or a bioimage.io bundle zip exported by dl4mic.") model
+#@ File (label="Image or folder of images (empty: the image open in Fiji)", style="both", required=false, description="One image, or a folder of images; leave empty to predict the image open in Fiji (its calibration and dimensions are kept).") input
+#@ File (label="Output folder", style="directory", description="Outputs are named after the inputs (NAME_labels.tif, NAME_rois.zip, ...); existing files are never overwritten.") output
+#@ boolean (label="Write ROIs (ROI zip per image; boxes CSV for detection)", value=true, description="Also write an ImageJ ROI zip per image (one ROI per object and slice), or a boxes CSV for detection models.") rois
+#@ boolean (label="Show the results (single image)", value=true, description="For a single image, open the outputs in Fiji and put the ROIs into the ROI Manager.") show
 # dl4mic: predict images with a trained model; outputs are named after the inputs.
 # With no input file, the image open in Fiji (a stack or hyperstack too) is predicted: it is saved
 # to a temporary TIFF by ImageJ, which keeps its calibration and dimensions.

@@ -1,6 +1,6 @@
-#@ File (label="Model folder", style="directory") model
-#@ File (label="Test source images (folder)", style="directory") source
-#@ File (label="Test targets / ground truth (folder, same file names)", style="directory") target
+#@ File (label="Model folder", style="directory", description="A folder written by dl4mic train; the QC goes to MODEL/qc/ (metrics, error maps, report.pdf).") model
+#@ File (label="Test source images (folder)", style="directory", description="Held-out test images the model was not trained on.") source
+#@ File (label="Test targets / ground truth (folder, same file names)", style="directory", description="The ground truth of the test images, with the same file names.") target
 # dl4mic: quality control of a trained model on held-out images with ground truth;
 # metrics, error maps and the report go to MODEL/qc/. Esc cancels.
 import json

@@ -1,8 +1,8 @@
-#@ ImagePlus (label="Image the ROIs were drawn on") image
-#@ File (label="Target folder (training masks)", style="directory") target_dir
-#@ String (label="Target kind", choices={"binary mask (U-Net)", "label image (instances)"}, value="binary mask (U-Net)") kind
-#@ File (label="Source folder (a copy of the image goes here if missing)", style="directory", required=false) source_dir
-#@ boolean (label="Overwrite existing files", value=false) overwrite
+#@ ImagePlus (label="Image the ROIs were drawn on", description="The image the ROIs belong to: the mask gets its size, slices, frames and calibration, and its name.") image
+#@ File (label="Target folder (training masks)", style="directory", description="The training targets folder; the mask is named like the image so that dl4mic train pairs them.") target_dir
+#@ String (label="Target kind", choices={"binary mask (U-Net)", "label image (instances)"}, value="binary mask (U-Net)", description="Binary masks (0/255) train U-Net; label images (one value per ROI) train StarDist.") kind
+#@ File (label="Source folder (a copy of the image goes here if missing)", style="directory", required=false, description="The training sources folder: a copy of the image is saved there if it is not already in it.") source_dir
+#@ boolean (label="Overwrite existing files", value=false, description="Replace a mask (and source copy) of the same name; otherwise existing files are kept.") overwrite
 # dl4mic: the ROI Manager's (reviewed, fixed) ROIs -> a training target named like the
 # image, so that `dl4mic train --source SOURCE --target TARGET` pairs them.
 import os

@@ -1,5 +1,5 @@
-#@ File (label="ROI set (.zip or .roi)", style="open") roi_file
-#@ boolean (label="Replace the ROIs already in the ROI Manager", value=true) replace
+#@ File (label="ROI set (.zip or .roi)", style="open", description="An ROI set written by dl4mic predict --rois, or saved from the ROI Manager.") roi_file
+#@ boolean (label="Replace the ROIs already in the ROI Manager", value=true, description="Clear the ROI Manager first; untick to add to the ROIs already there.") replace
 # dl4mic: open an ROI set written by `dl4mic predict --rois` (or Fiji) in the ROI
 # Manager and show it on the current image.
 from ij import IJ, WindowManager

@@ -80,6 +80,18 @@ dl4mic_run.IJ = Recorder(IJ)
 ''')
 
 
+# Records the HTML that the Train parameter dialog shows under its Help button.
+HELP_RECORDER = code_step('''
+import dl4mic_run
+from ij.gui import GenericDialog
+class Recording(GenericDialog):
+    def addHelp(self, text):
+        record["help"] = u"%s" % text
+        GenericDialog.addHelp(self, text)
+dl4mic_run.GenericDialog = Recording
+''')
+
+
 def esc_at_epoch(epoch):
     return code_step(f"record['esc_at_epoch'] = {epoch}")
 
@@ -116,7 +128,7 @@ def test_jython_train_qc_predict_export_with_the_real_cli(jython, shared_data, t
     out.mkdir()
     image = sorted(test_source.iterdir())[0]
     session = jython.run([
-        STATUS_RECORDER,
+        STATUS_RECORDER, HELP_RECORDER,
         jython.script("Train.py", {"network": "unet2d", "source": source, "target": target, "model": model},
                       macro=UNET_QUICK),
         jython.script("QC.py", {"model": model, "source": test_source, "target": test_target}),
@@ -131,6 +143,12 @@ def test_jython_train_qc_predict_export_with_the_real_cli(jython, shared_data, t
         "dl4mic qc: QC model", f"dl4mic qc: 1/2 {test_names[0]}", f"dl4mic qc: 2/2 {test_names[1]}", "dl4mic qc: done",
         "dl4mic predict: predict model", f"dl4mic predict: 1/1 {image.name}", "dl4mic predict: done"]
     assert "loss" in status[1] and "val_loss" in status[1]
+    # the parameter dialog's Help shows each basic parameter's help text from the spec
+    from dl4mic.fiji.install import specs_for_fiji
+
+    for p in specs_for_fiji()["unet2d"]["parameters"]:
+        help_text = p["help"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        assert f"<dt><b>{p['name']}</b>" in session.record["help"] and help_text in session.record["help"]
     assert session.record["progress"][:3] == [[1.0, 2.0], [2.0, 2.0], [1.0]]
     summary = json.loads((model / "qc" / "summary.json").read_text())
     assert f"dl4mic QC of {model.name}:" in session.stdout and summary["test_data"]["n_images"] == 2

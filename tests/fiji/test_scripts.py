@@ -67,6 +67,7 @@ def assert_jython_compatible(path):
 def test_headers_parse_and_the_code_is_jython_compatible(path):
     params = parse_header(path.read_text())
     assert params and all(p.attrs.get("label") for p in params)
+    assert all(p.attrs.get("description") for p in params)  # Fiji shows it as the field's tooltip
     assert_jython_compatible(path)
 
 

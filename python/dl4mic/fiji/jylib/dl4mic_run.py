@@ -239,6 +239,7 @@ def ask_parameters(network, specs=None):
     spec = specs[network]
     dialog = GenericDialog("dl4mic train: " + spec["title"])
     dialog.addMessage(spec["summary"])
+    dialog.addHelp(parameters_help(spec))  # the Help button: each parameter's help text from the spec
     for p in spec["parameters"]:
         if p.get("choices"):
             dialog.addChoice(p["name"], [str(c) for c in p["choices"]], str(p["default"]))
@@ -265,6 +266,26 @@ def ask_parameters(network, specs=None):
         else:
             values[p["name"]] = str(dialog.getNextString())
     return values
+
+
+def _html(text):
+    return ("%s" % text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def parameters_help(spec):
+    """HTML for the parameter dialog's Help button: the network's summary, then each basic parameter's
+    help text, default and range or choices (ImageJ shows a text starting with <html> in a window)."""
+    rows = []
+    for p in spec["parameters"]:
+        limits = ""
+        if p.get("choices"):
+            limits = "; one of " + ", ".join(_html(c) for c in p["choices"])
+        elif p.get("range"):
+            limits = "; from %s to %s" % tuple(_html(v) for v in p["range"])
+        rows.append("<dt><b>%s</b> (default %s%s)</dt><dd>%s</dd>" % (_html(p["name"]), _html(p["default"]), limits,
+                                                                     _html(p.get("help") or "")))
+    return "<html><h3>%s</h3><p>%s</p><dl>%s</dl></html>" % (_html(spec["title"]), _html(spec["summary"]),
+                                                            "".join(rows))
 
 
 def _decimals(p):
