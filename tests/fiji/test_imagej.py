@@ -43,10 +43,47 @@ def test_stacks_keep_slice_positions(ij, labels, tmp_path):
     assert np.array_equal(ij.rois_to_labels(zipped, stack.shape), stack)
 
 
-def test_jython_pixel_loop_finds_the_same_objects(ij, labels):
+def test_the_scripts_pixel_loop_finds_the_same_objects(ij, labels):
     """Fiji's scripts find label boxes with a pixel loop (no numpy); it must agree with scipy."""
     import dl4mic_ij
 
     imp = ij.image(labels)
     assert [str(r.getName()) for r in dl4mic_ij.labels_to_rois(imp)] == [str(r.getName())
                                                                            for r in ij.labels_to_rois(labels)]
+
+
+def _dl4mic(*args, env):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "dl4mic", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=300)
+
+
+def test_pyimagej_mode_starts_the_local_fiji_named_by_dl4mic_fiji():
+    """With DL4MIC_FIJI=/path/to/Fiji.app the bridge is PyImageJ's `imagej.init(path)` (ImageJ2 + Fiji's
+    ImageJ 1.x); no Fiji can be downloaded on a machine without internet, so this runs only where one is."""
+    import os
+    import subprocess
+    import sys
+
+    fiji = os.environ.get("DL4MIC_FIJI")
+    if not fiji:
+        pytest.skip("DL4MIC_FIJI is not set: no local Fiji.app to start with PyImageJ (none can be downloaded here)")
+    pytest.importorskip("imagej", reason="PyImageJ is not installed (pip install pyimagej)")
+    code = ("from dl4mic.fiji.gateway import connect; ij = connect(headless=True); "
+            "print(ij.ij2 is not None, ij.ij2.getApp().getInfo(True))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("True")
+
+
+def test_a_missing_local_fiji_is_one_sentence_naming_it(tmp_path):
+    image = tmp_path / "a.tif"
+    import tifffile
+
+    tifffile.imwrite(image, np.zeros((8, 8), np.uint8))
+    done = _dl4mic("fiji", "show", image, env={"DL4MIC_FIJI": str(tmp_path / "Fiji.app")})
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"The Fiji folder {tmp_path / 'Fiji.app'} does not exist; give the path of Fiji.app."

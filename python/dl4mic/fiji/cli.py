@@ -53,7 +53,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     group.add_argument("--rois")
     group.add_argument("--labels")
     group.add_argument("--boxes")
-    p.add_argument("--fiji", help="a local Fiji.app (PyImageJ); default: ImageJ 1.x ij.jar")
+    p.add_argument("--fiji", help="a local Fiji.app, started with PyImageJ (default: $DL4MIC_FIJI, else "
+                                  "ImageJ 1.x from ij.jar)")
     return parser
 
 

@@ -35,10 +35,12 @@ def find_ij_jar(ij_jar: str | Path | None = None) -> Path:
 
 
 def connect(fiji: str | Path | None = None, ij_jar: str | Path | None = None, headless: bool | None = None):
-    """The process-wide ImageJ gateway, starting the JVM on first use."""
+    """The process-wide ImageJ gateway, starting the JVM on first use: PyImageJ's `imagej.init(fiji)` with a
+    local Fiji (`fiji`, else $DL4MIC_FIJI), else ImageJ 1.x from ij.jar."""
     global _GATEWAY
     if _GATEWAY is not None:
         return _GATEWAY
+    fiji = fiji or os.environ.get("DL4MIC_FIJI") or None
     if headless is None:
         headless = sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
     ij2 = _start_pyimagej(fiji, headless) if fiji else _start_scyjava(find_ij_jar(ij_jar), headless)
