@@ -84,35 +84,10 @@ def labels():
 
 
 FAKE_DL4MIC = textwrap.dedent('''
-    """A stand-in for the dl4mic command: logs its argv, prints --progress json lines."""
-    import json, os, sys, time
-    args = sys.argv[1:]
+    """A stand-in for the dl4mic command that logs its argv (the exact command line a dialog produces)."""
+    import json, os, sys
     with open(os.environ["FAKE_DL4MIC_LOG"], "a") as fh:
-        fh.write(json.dumps(args) + "\\n")
-    mode = os.environ.get("FAKE_DL4MIC_MODE", "ok")
-    if mode == "usererror":
-        print("Error: the source folder /x holds no images; put TIFF files in it.", file=sys.stderr)
-        sys.exit(2)
-    epochs = 1000 if mode == "slow" else 3
-    for e in range(1, epochs + 1):
-        print(json.dumps({"event": "epoch", "epoch": e, "epochs": epochs, "loss": 1.0 / e, "val_loss": 2.0 / e}),
-              flush=True)
-        if mode == "slow":
-            time.sleep(0.1)
-    print("a plain log line", flush=True)
-    if args[0] == "predict" and "--output" in args:
-        import numpy as np
-        from dl4mic.data.io import write_tiff
-        from dl4mic.predict.rois import labels_to_roi_zip
-        out = args[args.index("--output") + 1]
-        stem = os.path.basename(args[args.index("--input") + 1]).split(".")[0]
-        lab = np.zeros((32, 32), np.uint16); lab[4:10, 4:12] = 1; lab[20:30, 15:25] = 2
-        write_tiff(os.path.join(out, stem + "_labels.tif"), lab)
-        if "--rois" in args:
-            labels_to_roi_zip(lab, os.path.join(out, stem + "_rois.zip"))
-    if args[0] == "qc":
-        qc = os.path.join(args[1], "qc"); os.makedirs(qc, exist_ok=True)
-        json.dump({"iou": 0.9}, open(os.path.join(qc, "summary.json"), "w"))
+        fh.write(json.dumps(sys.argv[1:]) + "\\n")
     print(json.dumps({"event": "done"}), flush=True)
 ''')
 

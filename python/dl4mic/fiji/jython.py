@@ -56,36 +56,27 @@ def code_step(source: str) -> dict:
     return {"code": source}
 
 
-# What a user does in the ROI Manager after review: delete the first `delete` ROIs, then draw one
-# polygon (a small diamond) where the labels image has no object and add it. `record['drawn']`
-# says where it went, so that a test finds it in the masks written afterwards.
+# What a user does in the ROI Manager after review: select ROIs by name and delete them, then draw a
+# polygon (the polygon tool's clicks) and add it, named `name`.
 REVIEW_EDIT = '''
+import jarray
 from ij.gui import PolygonRoi, Roi
-labels = WindowManager.getImage(%(labels)r)
 rm = RoiManager.getInstance()
-rm.setSelectedIndexes(list(range(%(delete)d)))
+names = [u"%%s" %% r.getName() for r in rm.getRoisAsArray()]
+rm.setSelectedIndexes([names.index(n) for n in %(delete)r])
 rm.runCommand("Delete")
-ip, size = labels.getProcessor(), %(size)d
-spot = None
-for y in range(size, labels.getHeight() - size, 4):
-    for x in range(size, labels.getWidth() - size, 4):
-        if all(ip.get(x + dx, y + dy) == 0 for dx in range(-size, size + 1, 2) for dy in range(-size, size + 1, 2)):
-            spot = (x, y)
-            break
-    if spot is not None:
-        break
-x, y = spot
-half = size // 2
-roi = PolygonRoi([x, x + half, x, x - half], [y - half, y, y + half, y], 4, Roi.POLYGON)
-roi.setName("drawn")
+xs, ys = [float(p[0]) for p in %(polygon)r], [float(p[1]) for p in %(polygon)r]
+roi = PolygonRoi(jarray.array(xs, "f"), jarray.array(ys, "f"), Roi.POLYGON)
+roi.setName(%(name)r)
 rm.addRoi(roi)
-record["drawn"] = [x, y, half]
 '''
 
 
-def review_edit_step(labels_title: str, delete: int = 2, size: int = 12) -> dict:
-    """Delete `delete` ROIs and add one drawn polygon through the ROI Manager API, as a reviewing user would."""
-    return code_step(REVIEW_EDIT % {"labels": labels_title, "delete": delete, "size": size})
+def review_edit_step(delete: list[str], polygon: list[tuple[float, float]], name: str = "drawn") -> dict:
+    """Delete the ROIs named `delete` and add a polygon with vertices `polygon` ((x, y) in pixels) through the
+    ROI Manager API, as a reviewing user does with Delete and the polygon tool."""
+    return code_step(REVIEW_EDIT % {"delete": [str(n) for n in delete],
+                                    "polygon": [(float(x), float(y)) for x, y in polygon], "name": name})
 
 
 class JythonError(RuntimeError):
