@@ -22,6 +22,11 @@ def _missing(reason):
     pytest.skip(reason)
 
 
+def _need_display():
+    if not os.environ.get("DISPLAY"):
+        _missing("no DISPLAY for ImageJ windows; run pytest under xvfb-run -a")
+
+
 @pytest.fixture(scope="session")
 def ij():
     """The ImageJ 1.x gateway (scyjava + Debian's ij.jar)."""
@@ -37,8 +42,7 @@ def ij():
 @pytest.fixture
 def display(ij):
     """A display for ImageJ windows (the ROI Manager); tests run under `xvfb-run -a`."""
-    if not os.environ.get("DISPLAY"):
-        _missing("no DISPLAY for ImageJ windows; run pytest under xvfb-run -a")
+    _need_display()
     from java.awt import GraphicsEnvironment
 
     if GraphicsEnvironment.isHeadless():
@@ -119,14 +123,13 @@ def jython_fiji(tmp_path_factory):
 
     try:
         find_jython_jar()
-        return JythonFiji(tmp_path_factory.mktemp("fiji"))
     except UserError as exc:
         _missing(str(exc))
+    return JythonFiji(tmp_path_factory.mktemp("fiji"))
 
 
 @pytest.fixture
 def jython(jython_fiji):
     """The Jython Fiji, with a display for the ROI Manager (pytest runs under xvfb-run -a)."""
-    if not os.environ.get("DISPLAY"):
-        _missing("no DISPLAY for ImageJ windows; run pytest under xvfb-run -a")
+    _need_display()
     return jython_fiji

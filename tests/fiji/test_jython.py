@@ -49,6 +49,20 @@ def test_jython_boxes_csv_becomes_rectangles(jython, tmp_path):
     assert {r["type"] for r in session.rois} == {"Rectangle"}
 
 
+def test_jython_boxes_of_a_time_lapse_become_rectangles_on_their_frames(jython, tmp_path):
+    from dl4mic.data.io import write_tiff
+
+    image = write_tiff(tmp_path / "cells_t.tif", np.zeros((3, 40, 50), np.uint8), "TYX")
+    csv = tmp_path / "cells_t_boxes.csv"
+    csv.write_text("image,frame,class,confidence,xmin,ymin,xmax,ymax\n"
+                   "cells_t.tif,0,cell,0.9,1,2,11,22\ncells_t.tif,2,cell,0.8,5,6,25,36\nother.tif,1,cell,0.7,0,0,4,4\n")
+    session = jython.run([open_step(image), jython.script("Boxes_CSV_to_ROI_Manager.py", {"csv_file": csv})])
+    assert session.images["cells_t.tif"]["frames"] == 3
+    # frame is 0-based in the CSV, 1-based in ImageJ; the other image's box is left out
+    assert [(r["name"], r["type"], r["bounds"], r["position"]) for r in session.rois] == [
+        ("cell:0.90", "Rectangle", [1, 2, 10, 20], 1), ("cell:0.80", "Rectangle", [5, 6, 20, 30], 3)]
+
+
 def test_jython_reports_a_missing_parameter_before_starting(jython, tmp_path):
     from dl4mic.errors import UserError
 
