@@ -63,14 +63,14 @@ def assert_jython_compatible(path):
 
 
 @pytest.mark.parametrize("path", ALL_SCRIPTS, ids=lambda p: p.name)
-def test_headers_parse_and_the_code_is_jython_compatible(path):
+def test_headers_parse_and_the_code_is_python27_syntax(path):
     params = parse_header(path.read_text())
     assert params and all(p.attrs.get("label") for p in params)
     assert all(p.attrs.get("description") for p in params)  # Fiji shows it as the field's tooltip
     assert_jython_compatible(path)
 
 
-def test_shared_modules_are_jython_compatible():
+def test_shared_modules_are_python27_syntax():
     for name in MODULES:
         assert_jython_compatible(JYLIB_DIR / name)
 
