@@ -296,3 +296,27 @@ def test_export_refuses_to_overwrite(care, capsys):
     assert cli("export", model) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert path.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("which", ["care", "unet", "stardist"])
+def test_no_local_path_in_any_text_file_of_a_bundle(which, request, tmp_path_factory):
+    import os
+    from pathlib import Path
+
+    model, path, _ = request.getfixturevalue(which)
+    config = yaml.safe_load((Path(model) / "model.yaml").read_text())
+    local = {str(Path(model).resolve()), str(Path.home()), os.getcwd(), str(tmp_path_factory.getbasetemp()),
+             str(Path(config["data"]["source"]).parent)}
+    checked = 0
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if name.endswith((".yaml", ".md", ".json", ".csv", ".ijm", ".py")):
+                text = zf.read(name).decode("utf-8")
+                assert not [p for p in local if p in text], (name, [p for p in local if p in text])
+                checked += 1
+        readme = zf.read("README.md").decode()
+        bundled = yaml.safe_load(zf.read(P.MODEL_YAML))
+    assert checked >= 4
+    # the data folders keep their names
+    assert bundled["data"]["source"] == Path(config["data"]["source"]).name
+    assert f"Source images: `{Path(config['data']['source']).name}`" in readme

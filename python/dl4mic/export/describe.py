@@ -22,6 +22,7 @@ from ..networks.export_specs import export_spec
 from . import weights as W
 from .package import MODEL_YAML, QC_SUMMARY, STATE_DICT, TRAINING_LOG
 from .dij import apply_op
+from .redact import TEXT_SUFFIXES, PathRedactor
 from .yamlio import dump_yaml, load_yaml
 
 INPUT_ID = "input"
@@ -313,17 +314,20 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     _write_sample(files / "sample_output.tif", y, g.axes, voxel_size(g))
     _cover(*_cover_planes(x_raw, y, es.softmax), files / "cover.png")
 
-    # --- documentation and attachments ---
+    # --- documentation and attachments: no local path in any of them ---
     qc = _qc_summary(m.dir)
+    redactor = PathRedactor.for_model(m.dir, c, qc)
     out_units = es.output_units
-    (files / "README.md").write_text(_readme(m, spec, es, image.shape, qc, out_units), encoding="utf-8")
-    (files / MODEL_YAML).write_bytes((m.dir / "model.yaml").read_bytes())
+    (files / "README.md").write_text(redactor.text(_readme(m, spec, es, image.shape, qc, out_units)),
+                                     encoding="utf-8")
+    (files / MODEL_YAML).write_text(redactor.text((m.dir / "model.yaml").read_text(encoding="utf-8")),
+                                    encoding="utf-8")
     attachments = [files / MODEL_YAML]
     for name, text in es.attachments.items():
-        (files / name).write_text(text, encoding="utf-8")
+        (files / name).write_text(redactor.text(text), encoding="utf-8")
         attachments.append(files / name)
     if qc:
-        (files / QC_SUMMARY).write_text(json.dumps(qc, indent=2), encoding="utf-8")
+        (files / QC_SUMMARY).write_text(json.dumps(redactor.data(qc), indent=2), encoding="utf-8")
         attachments.append(files / QC_SUMMARY)
     log = m.dir / "training" / "log.csv"
     if log.is_file():
@@ -390,8 +394,8 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
         weights["onnx"] = v.OnnxWeightsDescr(source=files / "model.onnx", opset_version=W.ONNX_OPSET, parent=parent)
     n_params = int(sum(t.numel() for t in module.parameters()))
     hours = (c.get("training") or {}).get("seconds")
-    config = _config(m, spec, es, qc, image.shape, y.shape[1:], out_units,
-                     float(hours) / 3600 if hours is not None else None, n_params)
+    config = redactor.data(_config(m, spec, es, qc, image.shape, y.shape[1:], out_units,
+                                   float(hours) / 3600 if hours is not None else None, n_params))
     names = [a if isinstance(a, dict) else {"name": str(a)} for a in (authors or c.get("authors") or [])]
     if not names:
         names = [{"name": "dl4mic user"}]
@@ -412,7 +416,19 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     tmp_zip = stage / file_name
     save_bioimageio_package(descr, output_path=tmp_zip)
     _rewrite_rdf_for_deepimagej(tmp_zip)
+    _refuse_local_paths(tmp_zip, redactor)
     return tmp_zip
+
+
+def _refuse_local_paths(zip_path: Path, redactor: PathRedactor) -> None:
+    """The last guard: no text file of the bundle names a local path (a leak would be a dl4mic bug)."""
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            if info.filename.lower().endswith(TEXT_SUFFIXES):
+                leaks = redactor.leaks(zf.read(info).decode("utf-8", "replace"))
+                if leaks:
+                    raise RuntimeError(f"the bundle's {info.filename} names the local path {leaks[0]}; "
+                                       "the bundle was not written (please report this dl4mic bug)")
 
 
 def _dij_rdf(rdf: dict) -> dict:
