@@ -25,3 +25,9 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def samples() -> Path:
     return SAMPLES
+
+
+@pytest.fixture(autouse=True)
+def _no_user_profile(tmp_path_factory, monkeypatch):
+    """Tests never read the developer's ~/.config/dl4mic/profile.yaml (bundles take authors from it)."""
+    monkeypatch.setenv("DL4MIC_PROFILE", str(tmp_path_factory.getbasetemp() / "no-profile.yaml"))

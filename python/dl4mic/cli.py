@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import UserError
 
-COMMANDS = ("networks", "check-data", "train", "qc", "predict", "export", "demo", "fiji")
+COMMANDS = ("networks", "check-data", "train", "qc", "predict", "export", "profile", "demo", "fiji")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -112,7 +112,27 @@ def build_parser(network: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--output", help="bundle zip to write (default MODEL/export/NAME.bioimage.io.zip)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     p.add_argument("--sample", help="image for the bundle's test/sample tensors and cover (default: a validation image)")
-    p.add_argument("--author", action="append", metavar="NAME", help="author named in the bundle (repeatable)")
+    p.add_argument("--author", action="append", metavar="NAME",
+                   help="author named in the bundle, 'Name; Affiliation; ORCID' (repeatable; default: your profile)")
+    p.add_argument("--name", help="the model's name in the bundle (default: the network and model folder)")
+    p.add_argument("--description", help="what the model does, on which data (the zoo shows it)")
+    p.add_argument("--data-description", help="what the training data is, for the README (default: folder names)")
+    p.add_argument("--license", help="SPDX licence id (default: your profile's, else the network's)")
+    p.add_argument("--zoo", action="store_true",
+                   help="package for the bioimage.io Model Zoo: real authors, licence and description required, "
+                        "full-determinism test, UPLOAD.md beside the zip")
+    _common(p)
+
+    p = sub.add_parser("profile", help="your name, affiliation, ORCID and licence for bundles (asked once)",
+                       description="Show or set the profile that `dl4mic export` puts into bundles.")
+    p.add_argument("action", choices=["show", "set"])
+    p.add_argument("--author", action="append", metavar="'NAME; AFFILIATION; ORCID; EMAIL'",
+                   help="an author (repeatable; replaces the saved authors)")
+    p.add_argument("--maintainer", action="append", metavar="'NAME; GITHUB_USER'",
+                   help="a maintainer for the zoo's upload form (repeatable; replaces the saved ones)")
+    p.add_argument("--license", help="SPDX licence id for your models, e.g. CC-BY-4.0 or MIT")
+    p.add_argument("--data-citation", action="append", metavar="'TEXT; DOI or URL'",
+                   help="a citation of the training data (repeatable; replaces the saved ones)")
     _common(p)
 
     p = sub.add_parser("demo", help="the whole workflow on the bundled sample data")
@@ -179,12 +199,41 @@ def run(args: argparse.Namespace, names: list[str]) -> int:
             for p in paths.values():
                 print(f"  {p}")
     elif args.command == "export":
+        from .export.profile import parse_person
+
         path = dl4mic.export(args.model, args.output, overwrite=args.overwrite, sample=args.sample,
-                             authors=args.author)
+                             authors=[parse_person(a) for a in args.author] if args.author else None,
+                             zoo=args.zoo, name=args.name, description=args.description,
+                             data_description=args.data_description, license=args.license)
         print(f"Bundle written and validated: {path}")
+        if args.zoo:
+            print(f"Upload guide: {path.with_name('UPLOAD.md')}")
+    elif args.command == "profile":
+        _profile(args)
     elif args.command == "demo":
         dl4mic.demo(args.workdir, epochs=args.epochs, overwrite=args.overwrite)
     return 0
+
+
+def _profile(args) -> None:
+    from .export.profile import load_profile, parse_citation, parse_person, profile_path, save_profile
+
+    profile = load_profile()
+    if args.action == "set":
+        if args.author:
+            profile["authors"] = [parse_person(a) for a in args.author]
+        if args.maintainer:
+            profile["maintainers"] = [parse_person(m, ("name", "github_user")) for m in args.maintainer]
+        if args.license:
+            profile["license"] = args.license
+        if args.data_citation:
+            profile["data_citations"] = [parse_citation(c) for c in args.data_citation]
+        print(f"Profile saved: {save_profile(profile)}")
+    import yaml
+
+    print(yaml.safe_dump(profile, sort_keys=False, allow_unicode=True).strip() if profile else
+          f"No profile yet ({profile_path()}); set one with `dl4mic profile set --author \"Name; Affiliation; "
+          "ORCID\" --license CC-BY-4.0`.")
 
 
 def _tile(text: str | None):

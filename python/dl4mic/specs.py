@@ -81,6 +81,7 @@ class Spec:
     parameters: tuple  # of Parameter, training ones first
     citations: tuple
     bioimageio: dict = field(default_factory=dict)
+    limits: str = ""  # what the network cannot do (the bundle README's Limits)
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:
@@ -154,6 +155,7 @@ def load_spec(name: str) -> Spec:
         name=raw["name"], title=raw["title"], task=raw["task"], summary=" ".join(raw["summary"].split()),
         data=raw["data"], metrics=tuple(raw.get("metrics", [])), parameters=tuple(params),
         citations=tuple(raw.get("citations", [])), bioimageio=raw.get("bioimageio", {}) or {},
+        limits=" ".join(str(raw.get("limits") or "").split()),
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.io import atomic_path
 from ..errors import UserError
 
 WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
@@ -32,16 +33,24 @@ def _safe_name(name: str) -> str:
 
 
 def export(model, output=None, *, overwrite: bool = False, sample=None, authors=None, test: bool = True,
-           weight_formats=WEIGHT_FORMATS, report: dict | None = None) -> Path:
+           weight_formats=WEIGHT_FORMATS, report: dict | None = None, zoo: bool = False, name: str | None = None,
+           description: str | None = None, data_description: str | None = None, license: str | None = None,
+           profile: dict | None = None) -> Path:
     """Write the bioimage.io bundle of the model folder `model` and return its path.
 
     `output`: the zip to write (default MODEL/export/NAME.bioimage.io.zip); an existing one is kept unless
     `overwrite`. `sample`: image for the test/sample tensors and cover (default: a validation image of
-    the training data, else a QC test image). `authors`: names (or bioimage.io author dicts) for the rdf.
+    the training data, else a QC test image). `authors`: names (or bioimage.io author dicts); default the
+    user's profile (`dl4mic profile set`), whose licence and data citations are used too; `name`,
+    `description`, `data_description` and `license` describe this model.
     `test`: run bioimageio.core's model test for every weight format and the DeepImageJ check; the
     bundle is written only if they pass (UserError otherwise); `report`, a dict, receives their results.
+    `zoo`: package for upload to the bioimage.io Model Zoo: real authors, a licence and a description are
+    required, the model test runs with full determinism, and UPLOAD.md is written beside the zip.
     Nothing is written outside the output's folder; the zip appears atomically."""
     from ..predict.model import LoadedModel
+    from .describe import BundleMeta
+    from .profile import load_profile
 
     model_dir = Path(model)
     if model_dir.is_file() and model_dir.suffix == ".zip":
@@ -52,33 +61,61 @@ def export(model, output=None, *, overwrite: bool = False, sample=None, authors=
         raise UserError(f"--output {out} must be a .zip file, e.g. {out.name}.bioimage.io.zip.")
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; rerun with --overwrite to replace it, or give another --output.")
+    profile = load_profile() if profile is None else profile
+    meta = BundleMeta(authors=list(authors or profile.get("authors") or []), license=license or profile.get("license"),
+                      data_citations=list(profile.get("data_citations") or []), name=name, description=description,
+                      data_description=data_description)
+    if zoo:
+        _check_zoo_ready(meta)
     image = _sample_image(m, sample)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         from .describe import build_bundle
 
-        tmp_zip = build_bundle(m, image, stage, authors=authors, weight_formats=tuple(weight_formats),
-                               file_name=out.name)
-        if test:
-            results = validate_bundle(tmp_zip)
+        tmp_zip = build_bundle(m, image, stage, meta=meta, weight_formats=tuple(weight_formats), file_name=out.name)
+        results = {}
+        if test or zoo:
+            results = validate_bundle(tmp_zip, determinism="full" if zoo else "seed_only")
             if report is not None:
                 report.update(results)
+        if zoo:
+            from .zoo import upload_notes
+
+            upload = out.with_name("UPLOAD.md")
+            with atomic_path(upload) as tmp:
+                tmp.write_text(upload_notes(out.name, tmp_zip, meta, profile, results), encoding="utf-8")
         os.replace(tmp_zip, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return out
 
 
-def validate_bundle(path: Path) -> dict:
+def _check_zoo_ready(meta) -> None:
+    """What the zoo's reviewers turn back, refused before any work (one sentence each)."""
+    from .profile import placeholder_authors
+
+    if placeholder_authors(meta.author_dicts()):
+        raise UserError("The bundle's authors are placeholders; name the real authors once with "
+                        "`dl4mic profile set --author \"Name; Affiliation; ORCID\"` (or --author), then export "
+                        "with --zoo again.")
+    if not meta.license:
+        raise UserError("No licence is chosen for the model; set one with `dl4mic profile set --license "
+                        "CC-BY-4.0` (any SPDX id), or give --license.")
+    if not meta.description:
+        raise UserError("The zoo needs a description of the model; give --description \"what it does, on which "
+                        "data\".")
+
+
+def validate_bundle(path: Path, determinism: str = "seed_only") -> dict:
     """bioimageio.core's model test (every weight format in the bundle), then the offline DeepImageJ check.
 
     Raises UserError (one sentence, exit code 2) naming the first failure."""
     from .dij import DijIncompatible, check_deepimagej
 
-    summary = run_bioimageio_test(path)
-    results = {"bioimageio": summary.status,
-               "checks": [(d.name, d.status) for d in summary.details]}
+    summary = run_bioimageio_test(path, determinism=determinism)
+    results = {"bioimageio": summary.status, "determinism": determinism,
+               "checks": [(d.name, d.status) for d in summary.details], "versions": _versions()}
     if summary.status != "passed":
         raise UserError(f"The exported bundle failed bioimageio.core's model test ({_first_error(summary)}); "
                         f"the bundle was not written; please report this dl4mic bug with the model's model.yaml.")
@@ -90,12 +127,18 @@ def validate_bundle(path: Path) -> dict:
     return results
 
 
-def run_bioimageio_test(path: Path, weight_format: str | None = None):
+def run_bioimageio_test(path: Path, weight_format: str | None = None, determinism: str = "seed_only"):
     """`bioimageio test` on a zip (all weight formats, or one), offline; returns the ValidationSummary."""
     _quiet_bioimageio()
     from bioimageio.core import test_model
 
-    return test_model(Path(path), weight_format=weight_format, devices=["cpu"])
+    return test_model(Path(path), weight_format=weight_format, devices=["cpu"], determinism=determinism)
+
+
+def _versions() -> dict:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("bioimageio.core", "bioimageio.spec", "torch", "onnxruntime")}
 
 
 def _first_error(summary) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -150,7 +151,7 @@ def _spacing_words(g) -> str:
     return " x ".join(f"{v:.4g}" for v in voxel_size(g)) + f" µm ({' x '.join(g.axes)})"
 
 
-def _readme(m, spec, es, image_shape, qc: dict | None, out_units: str) -> str:
+def _readme(m, spec, es, image_shape, qc: dict | None, out_units: str, meta: BundleMeta) -> str:
     c, p, g = m.config, m.params, m.geometry
     data, training = c.get("data") or {}, c.get("training") or {}
     norm = c["normalization"]["source"]
@@ -172,8 +173,13 @@ def _readme(m, spec, es, image_shape, qc: dict | None, out_units: str) -> str:
               "- Fiji: DeepImageJ → *Install model* from this zip, then *DeepImageJ Run* on an open image.",
               "- Python: `bioimageio predict` (bioimageio.core), or `dl4mic predict THIS.zip --input DIR --output DIR` "
               "(writes outputs in the training targets' units, and masks/labels for segmentation).", "",
-              "## Training data", "",
-              f"- Source images: `{data.get('source')}`" + (f"; targets: `{data.get('target')}`" if data.get("target") else ""),
+              "## Training data", ""]
+    if meta.data_description:
+        lines.append(f"- {meta.data_description}")
+    for cite in meta.data_citations:
+        ref = f" doi:{cite['doi']}" if cite.get("doi") else f" {cite['url']}" if cite.get("url") else ""
+        lines.append(f"- Data citation: {cite['text']}{ref}")
+    lines += [f"- Source images: `{data.get('source')}`" + (f"; targets: `{data.get('target')}`" if data.get("target") else ""),
               f"- {data.get('n_pairs', '?')} image pair(s); {len(data.get('train_files') or [])} for training, "
               f"{len(data.get('val_files') or [])} for validation; source dtype {data.get('source_dtype')}.",
               f"- Training: {training.get('epochs_done', '?')} epoch(s), best epoch {training.get('best_epoch', '?')} "
@@ -208,7 +214,12 @@ def _readme(m, spec, es, image_shape, qc: dict | None, out_units: str) -> str:
     else:
         lines += ["**This model has not been through quality control** (`dl4mic qc MODEL --source TEST --target "
                   "TRUTH` scores it against ground truth); export again after QC to include the results."]
-    lines += ["", "## Citations", ""]
+    lines += ["", "## Limits", ""]
+    if spec.limits:
+        lines += [spec.limits, ""]
+    lines += [f"It was trained on {data.get('n_pairs', '?')} image(s) of one kind of data; images from another "
+              "microscope, stain, magnification or noise level can fail silently. Check it against ground truth "
+              "on a few of your own images (`dl4mic qc`) before trusting it.", "", "## Citations", ""]
     for cite in spec.citations:
         lines.append(f"- {cite['text']}" + (f" doi:{cite['doi']}" if cite.get("doi") else ""))
     lines += ["- dl4mic: deep learning for microscopists who work in Fiji (this software), built on the "
@@ -264,14 +275,31 @@ def _config(m, spec, es, qc, image_shape, out_shape, out_units: str, training_ho
     return {"bioimageio": bioimageio, "deepimagej": deepimagej, "dl4mic": dl4mic, **es.extra_config}
 
 
-def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_formats=("pytorch_state_dict",
-                 "torchscript", "onnx"), file_name: str = "model.bioimage.io.zip") -> Path:
+@dataclass
+class BundleMeta:
+    """Who made the model and what it is, from the user (profile and export options)."""
+
+    authors: list = field(default_factory=list)        # names or {name, affiliation, orcid, email}
+    license: str | None = None                         # SPDX id (default: the network spec's)
+    data_citations: list = field(default_factory=list)  # {text, doi | url}
+    name: str | None = None                            # the model's name on the zoo
+    description: str | None = None                     # one paragraph: what the model does, on what
+    data_description: str | None = None                # what the training data is (instead of folder names)
+
+    def author_dicts(self) -> list[dict]:
+        return [a if isinstance(a, dict) else {"name": str(a)} for a in self.authors]
+
+
+def build_bundle(m, image: np.ndarray, stage: Path, *, meta: BundleMeta | None = None,
+                 weight_formats=("pytorch_state_dict", "torchscript", "onnx"),
+                 file_name: str = "model.bioimage.io.zip") -> Path:
     """Write every file into `stage/files`, package them as `stage/file_name`; returns the zip."""
     import torch
     from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_5 as v
 
     spec, c = m.spec, m.config
+    meta = meta or BundleMeta()
     es = export_spec(c)
     files = stage / "files"
     files.mkdir(parents=True)
@@ -318,7 +346,7 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     qc = _qc_summary(m.dir)
     redactor = PathRedactor.for_model(m.dir, c, qc)
     out_units = es.output_units
-    (files / "README.md").write_text(redactor.text(_readme(m, spec, es, image.shape, qc, out_units)),
+    (files / "README.md").write_text(redactor.text(_readme(m, spec, es, image.shape, qc, out_units, meta)),
                                      encoding="utf-8")
     (files / MODEL_YAML).write_text(redactor.text((m.dir / "model.yaml").read_text(encoding="utf-8")),
                                     encoding="utf-8")
@@ -396,17 +424,19 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, authors=None, weight_form
     hours = (c.get("training") or {}).get("seconds")
     config = redactor.data(_config(m, spec, es, qc, image.shape, y.shape[1:], out_units,
                                    float(hours) / 3600 if hours is not None else None, n_params))
-    names = [a if isinstance(a, dict) else {"name": str(a)} for a in (authors or c.get("authors") or [])]
+    names = meta.author_dicts() or [a if isinstance(a, dict) else {"name": str(a)} for a in c.get("authors") or []]
     if not names:
         names = [{"name": "dl4mic user"}]
+    # data citations with a DOI go into the rdf too (the README lists all; bioimageio.spec checks URLs online)
+    citations = list(spec.citations or [DL4MIC_CITATION]) + [ci for ci in meta.data_citations if ci.get("doi")]
     tags = list(dict.fromkeys(list((spec.bioimageio or {}).get("tags", [])) + ["deepimagej", "bioimageio", "dl4mic"]))
     descr = v.ModelDescr(
-        name=_rdf_name(spec.title, c.get("name", m.dir.name)),
-        description=(f"{spec.title} ({m.task}) trained with dl4mic on {(c.get('data') or {}).get('n_pairs', '?')} "
-                     f"image pair(s). {es.output_description}")[:512],
+        name=meta.name or _rdf_name(spec.title, c.get("name", m.dir.name)),
+        description=(meta.description or f"{spec.title} ({m.task}) trained with dl4mic on "
+                     f"{(c.get('data') or {}).get('n_pairs', '?')} image pair(s). {es.output_description}")[:1024],
         authors=[v.Author(**{k: a[k] for k in ("name", "affiliation", "email", "orcid") if a.get(k)}) for a in names],
-        cite=[v.CiteEntry(text=ci["text"], doi=ci.get("doi")) for ci in (spec.citations or [DL4MIC_CITATION])],
-        license=(spec.bioimageio or {}).get("license", "MIT"),
+        cite=[v.CiteEntry(text=ci["text"], doi=ci.get("doi")) for ci in citations],
+        license=meta.license or (spec.bioimageio or {}).get("license", "MIT"),
         tags=tags, documentation=v.FileDescr(source=files / "README.md"),
         covers=[v.FileDescr(source=files / "cover.png")],
         attachments=[v.FileDescr(source=a) for a in attachments],
