@@ -382,3 +382,18 @@ def test_zoo_bundle_has_real_metadata_readme_and_passes_full_determinism(which, 
     from dl4mic.export.extract import sha256_file
 
     assert sha256_file(out) in upload
+
+
+@pytest.mark.parametrize("which", ["care", "unet", "stardist"])
+def test_cover_shows_input_output_and_ground_truth(which, request):
+    from PIL import Image
+
+    model, path, _ = request.getfixturevalue(which)
+    with zipfile.ZipFile(path) as zf:
+        cover = np.asarray(Image.open(io.BytesIO(zf.read("cover.png"))))
+        readme = zf.read("README.md").decode()
+        side = np.load(io.BytesIO(zf.read("test_input.npy"))).shape[-1]
+    assert cover.shape[1] == 3 * side + 2 * 4  # three panels, 4-pixel gaps
+    assert "input | output" in readme and "| ground truth." in readme
+    truth = cover[:, 2 * side + 8:]
+    assert truth.std() > 0  # the ground truth panel holds the target, not a blank

@@ -338,10 +338,11 @@ def test_sample_crop_of_a_large_stack_is_centred_and_capped(care3d, tmp_path, sh
     """A whole 60 x 128 x 128 stack as sample: a centred crop of at most 32 x 128 x 128 voxels."""
     src = shared_data / "care3d_cells3d_semisynthetic" / "train" / "low" / "q_r0c0.tif"
     m = load_model(care3d[0])
-    crop = B._sample_image(m, src)
+    crop, truth = B._sample_image(m, src)
     full = read_image_with_meta(src)[0]
     assert crop.shape == (32, 128, 128)
     np.testing.assert_array_equal(crop, full[14:46])
+    assert truth is None  # a sample given by hand has no ground truth
 
 
 # --- building blocks (no training) --------------------------------------------------------------

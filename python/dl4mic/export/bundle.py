@@ -67,13 +67,14 @@ def export(model, output=None, *, overwrite: bool = False, sample=None, authors=
                       data_description=data_description)
     if zoo:
         _check_zoo_ready(meta)
-    image = _sample_image(m, sample)
+    image, truth = _sample_image(m, sample)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         from .describe import build_bundle
 
-        tmp_zip = build_bundle(m, image, stage, meta=meta, weight_formats=tuple(weight_formats), file_name=out.name)
+        tmp_zip = build_bundle(m, image, stage, meta=meta, weight_formats=tuple(weight_formats), file_name=out.name,
+                               truth=truth)
         results = {}
         if test or zoo:
             results = validate_bundle(tmp_zip, determinism="full" if zoo else "seed_only")
@@ -161,24 +162,28 @@ def _quiet_bioimageio() -> None:
         pass
 
 
-def _sample_image(m, sample) -> np.ndarray:
-    """The raw image for the test/sample tensors, channels first ((C,) + spatial; single-channel without C):
+def _sample_image(m, sample) -> tuple[np.ndarray, np.ndarray | None]:
+    """The raw image for the test/sample tensors, channels first ((C,) + spatial; single-channel without C),
+    and its ground truth cropped alike (None when there is none):
     given, else a validation/training/QC image; a centred crop of at most SAMPLE_SIDES pixels per axis (a 2D
     model: YX, a 3D model: a ZYX crop) that the bundle's input sizes accept."""
     from ..data.io import channels_first, read_image_with_meta
 
-    candidates = [Path(sample)] if sample else []
+    candidates = [(Path(sample), None)] if sample else []  # (image, its ground truth folder)
     if not sample:
         data = m.config.get("data") or {}
         root = Path(data["source"]) if data.get("source") else None
+        truth = Path(data["target"]) if data.get("target") else None
         if root is not None:
-            candidates += [root / f for f in list(data.get("val_files") or []) + list(data.get("train_files") or [])]
+            candidates += [(root / f, truth) for f in list(data.get("val_files") or []) + list(data.get("train_files")
+                                                                                             or [])]
         qc = m.dir / "qc" / "summary.json"
         if qc.is_file():
             test_data = json.loads(qc.read_text(encoding="utf-8")).get("test_data") or {}
             if test_data.get("source"):
-                candidates += [Path(test_data["source"]) / f for f in test_data.get("files", [])]
-    path = next((p for p in candidates if p.is_file()), None)
+                truth = Path(test_data["target"]) if test_data.get("target") else None
+                candidates += [(Path(test_data["source"]) / f, truth) for f in test_data.get("files", [])]
+    path, truth_dir = next(((p, t) for p, t in candidates if p.is_file()), (None, None))
     if path is None:
         if sample:
             raise UserError(f"Sample image {sample} does not exist; give an image file like the training inputs.")
@@ -221,4 +226,17 @@ def _sample_image(m, sample) -> np.ndarray:
                   for s, lo, k, cap in zip(have_sizes, lows, g.multiple, SAMPLE_SIDES[g.ndim]))
     starts = tuple((s - c) // 2 for s, c in zip(have_sizes, sizes))
     crop = tuple(slice(a, a + c) for a, c in zip(starts, sizes))
-    return image[(Ellipsis,) + crop]
+    truth = _ground_truth(truth_dir / path.name if truth_dir else None, have_sizes, crop)
+    return image[(Ellipsis,) + crop], truth
+
+
+def _ground_truth(path: Path | None, sizes: tuple, crop: tuple) -> np.ndarray | None:
+    """The same crop of the image's ground truth (training target or QC truth), when it exists and fits."""
+    from ..data.io import read_image
+
+    if path is None or not path.is_file():
+        return None
+    truth = np.asarray(read_image(path))
+    if truth.shape[-len(sizes):] != tuple(sizes):
+        return None
+    return truth[(Ellipsis,) + crop]

@@ -92,8 +92,8 @@ def _cover_planes(x: np.ndarray, y: np.ndarray, softmax: bool = False) -> tuple[
     return x, y
 
 
-def _cover(x: np.ndarray, y: np.ndarray, path: Path) -> None:
-    """input | output, each scaled to its 1-99.8 percentiles (2:1 for square images)."""
+def _cover(x: np.ndarray, y: np.ndarray, path: Path, truth: np.ndarray | None = None) -> None:
+    """input | output (| ground truth), each scaled to its 1-99.8 percentiles, with a thin gap between."""
     from PIL import Image
 
     def u8(a):
@@ -101,7 +101,20 @@ def _cover(x: np.ndarray, y: np.ndarray, path: Path) -> None:
         lo, hi = np.percentile(a, [1, 99.8])
         return (np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1) * 255).astype(np.uint8)
 
-    Image.fromarray(np.concatenate([u8(x), u8(y)], axis=1)).save(path)
+    panels = [u8(x), u8(y)] + ([u8(truth)] if truth is not None else [])
+    gap = np.full((x.shape[0], 4), 255, np.uint8)
+    Image.fromarray(np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)).save(path)
+
+
+def _truth_plane(truth: np.ndarray, task: str, params: dict) -> np.ndarray:
+    """The ground truth as the cover shows it: the segmented class of masks (`mask_foreground`), the objects
+    of label images, intensities of images; the middle Z plane of stacks."""
+    t = np.asarray(truth)
+    if t.ndim == 3:
+        t = t[t.shape[0] // 2]
+    if task not in ("segmentation", "instance"):
+        return t.astype(np.float32)
+    return ((t == 0) if params.get("mask_foreground") == "zero" else (t != 0)).astype(np.float32)
 
 
 def _fmt(v) -> str:
@@ -151,7 +164,8 @@ def _spacing_words(g) -> str:
     return " x ".join(f"{v:.4g}" for v in voxel_size(g)) + f" µm ({' x '.join(g.axes)})"
 
 
-def _readme(m, spec, es, image_shape, qc: dict | None, out_units: str, meta: BundleMeta) -> str:
+def _readme(m, spec, es, image_shape, qc: dict | None, out_units: str, meta: BundleMeta,
+            cover_truth: bool = False) -> str:
     c, p, g = m.config, m.params, m.geometry
     data, training = c.get("data") or {}, c.get("training") or {}
     norm = c["normalization"]["source"]
@@ -166,9 +180,10 @@ def _readme(m, spec, es, image_shape, qc: dict | None, out_units: str, meta: Bun
     if voxel_size(g):
         lines += [f"Voxel size of the training data: {_spacing_words(g)}; the bundle's space axes carry it "
                   f"(`scale`, unit micrometer) and the sample TIFFs its ImageJ calibration.", ""]
-    if g.ndim == 3:
-        shown = "the most probable class" if es.softmax else f"`{es.output_id}`"
-        lines += [f"The cover shows the middle Z plane of the sample stack: input | output ({shown}).", ""]
+    shown = "the most probable class" if es.softmax else f"`{es.output_id}`"
+    panels = f"input | output ({shown})" + (" | ground truth" if cover_truth else "")
+    where = "the middle Z plane of the sample stack" if g.ndim == 3 else "the sample image"
+    lines += [f"The cover shows {where}: {panels}.", ""]
     lines += ["## Use it", "",
               "- Fiji: DeepImageJ → *Install model* from this zip, then *DeepImageJ Run* on an open image.",
               "- Python: `bioimageio predict` (bioimageio.core), or `dl4mic predict THIS.zip --input DIR --output DIR` "
@@ -292,8 +307,9 @@ class BundleMeta:
 
 def build_bundle(m, image: np.ndarray, stage: Path, *, meta: BundleMeta | None = None,
                  weight_formats=("pytorch_state_dict", "torchscript", "onnx"),
-                 file_name: str = "model.bioimage.io.zip") -> Path:
-    """Write every file into `stage/files`, package them as `stage/file_name`; returns the zip."""
+                 file_name: str = "model.bioimage.io.zip", truth: np.ndarray | None = None) -> Path:
+    """Write every file into `stage/files`, package them as `stage/file_name`; returns the zip. `truth`: the
+    ground truth of `image` (cropped alike), shown on the cover."""
     import torch
     from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_5 as v
@@ -340,14 +356,16 @@ def build_bundle(m, image: np.ndarray, stage: Path, *, meta: BundleMeta | None =
     np.save(files / "test_output.npy", y)
     _write_sample(files / "sample_input.tif", x_raw, g.axes, voxel_size(g))
     _write_sample(files / "sample_output.tif", y, g.axes, voxel_size(g))
-    _cover(*_cover_planes(x_raw, y, es.softmax), files / "cover.png")
+    with_truth = truth is not None and not es.softmax  # a class map beside a foreground mask would mislead
+    _cover(*_cover_planes(x_raw, y, es.softmax), files / "cover.png",
+           _truth_plane(truth, m.task, m.params) if with_truth else None)
 
     # --- documentation and attachments: no local path in any of them ---
     qc = _qc_summary(m.dir)
     redactor = PathRedactor.for_model(m.dir, c, qc)
     out_units = es.output_units
-    (files / "README.md").write_text(redactor.text(_readme(m, spec, es, image.shape, qc, out_units, meta)),
-                                     encoding="utf-8")
+    (files / "README.md").write_text(redactor.text(_readme(m, spec, es, image.shape, qc, out_units, meta,
+                                                           with_truth)), encoding="utf-8")
     (files / MODEL_YAML).write_text(redactor.text((m.dir / "model.yaml").read_text(encoding="utf-8")),
                                     encoding="utf-8")
     attachments = [files / MODEL_YAML]
