@@ -199,10 +199,8 @@ def run(args: argparse.Namespace, names: list[str]) -> int:
             for p in paths.values():
                 print(f"  {p}")
     elif args.command == "export":
-        from .export.profile import parse_person
-
         path = dl4mic.export(args.model, args.output, overwrite=args.overwrite, sample=args.sample,
-                             authors=[parse_person(a) for a in args.author] if args.author else None,
+                             authors=args.author,
                              zoo=args.zoo, name=args.name, description=args.description,
                              data_description=args.data_description, license=args.license)
         print(f"Bundle written and validated: {path}")

@@ -147,7 +147,9 @@ def test_jython_train_qc_predict_export_with_the_real_cli(jython, shared_data, t
                       macro=UNET_QUICK),
         jython.script("QC.py", {"model": model, "source": test_source, "target": test_target}),
         jython.script("Predict.py", {"model": model, "input": image, "output": out, "rois": True}),
-        jython.script("Export.py", {"model": model, "bundle": bundle}),
+        jython.script("Export.py", {"model": model, "bundle": bundle, "zoo": True, "license": "MIT",
+                                    "authors": "Ada Lovelace; Engine Lab; 0000-0002-1825-0097 | Charles Babbage",
+                                    "description": "U-Net 2D for DSB 2018 nuclei (a test model)."}),
     ], timeout=900)
     assert (model / "model.yaml").is_file(), session.stdout + session.stderr
     status = session.record["status"]
@@ -166,7 +168,15 @@ def test_jython_train_qc_predict_export_with_the_real_cli(jython, shared_data, t
     assert session.record["progress"][:3] == [[1.0, 2.0], [2.0, 2.0], [1.0]]
     summary = json.loads((model / "qc" / "summary.json").read_text())
     assert f"dl4mic QC of {model.name}:" in session.stdout and summary["test_data"]["n_images"] == 2
-    assert bundle.is_file()
+    # Export for the zoo: the dialog's authors, licence and description are in the bundle, UPLOAD.md beside it
+    import zipfile
+
+    import yaml
+
+    rdf = yaml.safe_load(zipfile.ZipFile(bundle).read("rdf.yaml"))
+    assert [a["name"] for a in rdf["authors"]] == ["Ada Lovelace", "Charles Babbage"] and rdf["license"] == "MIT"
+    assert rdf["authors"][0]["orcid"] == "0000-0002-1825-0097"
+    assert (bundle.parent / "UPLOAD.md").is_file()
     # the input, its outputs and one ROI per predicted object, on the input (the current image)
     assert set(session.images) == {image.name} | {f"{image.stem}_{kind}.tif" for kind in ("labels", "mask", "prob")}
     assert session.current == image.name

@@ -164,9 +164,10 @@ def test_api_mode_calls_dl4mic_in_process(ij, rm, monkeypatch, tmp_path):
     monkeypatch.setenv("DL4MIC_FIJI_MODE", "auto")
     monkeypatch.setattr(dl4mic, "export", fake_export)
     monkeypatch.setattr(dl4mic, "predict", fake_predict)
-    run("Export.py", ij, model=tmp_path / "m", bundle=None)
+    run("Export.py", ij, model=tmp_path / "m", bundle=None, authors="Ada Lovelace; Lab | Charles Babbage")
     run("Predict.py", ij, model=tmp_path / "m", input=tmp_path / "a.tif", output=tmp_path / "o", rois=True, show=True)
-    assert calls == [("export", str(tmp_path / "m"), None, {}),
+    assert calls == [("export", str(tmp_path / "m"), None, {"authors": ["Ada Lovelace; Lab", "Charles Babbage"],
+                                                              "zoo": False}),
                      ("predict", str(tmp_path / "m"), str(tmp_path / "a.tif"), str(tmp_path / "o"), True, "none")]
 
 

@@ -40,7 +40,7 @@ def export(model, output=None, *, overwrite: bool = False, sample=None, authors=
 
     `output`: the zip to write (default MODEL/export/NAME.bioimage.io.zip); an existing one is kept unless
     `overwrite`. `sample`: image for the test/sample tensors and cover (default: a validation image of
-    the training data, else a QC test image). `authors`: names (or bioimage.io author dicts); default the
+    the training data, else a QC test image). `authors`: names, "Name; Affiliation; ORCID" texts or bioimage.io author dicts; default the
     user's profile (`dl4mic profile set`), whose licence and data citations are used too; `name`,
     `description`, `data_description` and `license` describe this model.
     `test`: run bioimageio.core's model test for every weight format and the DeepImageJ check; the
@@ -50,7 +50,7 @@ def export(model, output=None, *, overwrite: bool = False, sample=None, authors=
     Nothing is written outside the output's folder; the zip appears atomically."""
     from ..predict.model import LoadedModel
     from .describe import BundleMeta
-    from .profile import load_profile
+    from .profile import load_profile, parse_person
 
     model_dir = Path(model)
     if model_dir.is_file() and model_dir.suffix == ".zip":
@@ -62,7 +62,8 @@ def export(model, output=None, *, overwrite: bool = False, sample=None, authors=
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; rerun with --overwrite to replace it, or give another --output.")
     profile = load_profile() if profile is None else profile
-    meta = BundleMeta(authors=list(authors or profile.get("authors") or []), license=license or profile.get("license"),
+    authors = [parse_person(a) if isinstance(a, str) else a for a in authors or []]
+    meta = BundleMeta(authors=authors or list(profile.get("authors") or []), license=license or profile.get("license"),
                       data_citations=list(profile.get("data_citations") or []), name=name, description=description,
                       data_description=data_description)
     if zoo:

@@ -28,6 +28,8 @@ CONFIG_NAME = "dl4mic-fiji.json"
 SPECS_NAME = "dl4mic-specs.json"
 # The first argument of each command is positional; the rest are --options.
 POSITIONAL = {"train": "network", "check-data": "network", "qc": "model", "predict": "model", "export": "model"}
+# Request keys whose API keyword differs from the CLI option (--author is repeatable; the API takes a list).
+API_NAMES = {"author": "authors"}
 # Commands that report progress (--progress json on the CLI, callback= in the API).
 PROGRESS_COMMANDS = ("train", "qc", "predict")
 USER_ERRORS = (dl4mic_ij.BridgeError, dl4mic_boxes.BoxesError)
@@ -79,6 +81,9 @@ def cli_args(command, request):
         elif isinstance(value, dict):
             for name in sorted(value):
                 args += ["--param", "%s=%s" % (name, _text(value[name]))]
+        elif isinstance(value, (list, tuple)):  # a repeatable option
+            for item in value:
+                args += [option, str(item)]
         else:
             args += [option, str(value)]
     return args
@@ -138,7 +143,7 @@ def _run_api(api, command, title, request):
         status(event)
         return not IJ.escapePressed()  # False asks dl4mic to stop
     function = getattr(api, command.replace("-", "_"))
-    kwargs = dict((k, v) for k, v in request.items() if v is not None)
+    kwargs = dict((API_NAMES.get(k, k), v) for k, v in request.items() if v is not None)
     if command in PROGRESS_COMMANDS:
         kwargs.update(progress="none", callback=callback)
     try:
