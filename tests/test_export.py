@@ -21,7 +21,7 @@ from dl4mic.export import package as P
 from dl4mic.export.yamlio import load_yaml
 from dl4mic.export.dij import DIJ_OPS, check_deepimagej
 
-from helpers import cli, write
+from helpers import ZOO_ORCID, assert_zoo_ready, cli, write, zoo_profile
 
 TINY = {"steps_per_epoch": 2, "batch_size": 4, "patch_size": 32, "depth": 2, "filters": 8, "val_patches": 8,
         "precision": "float32"}
@@ -322,22 +322,11 @@ def test_no_local_path_in_any_text_file_of_a_bundle(which, request, tmp_path_fac
     assert f"Source images: `{Path(config['data']['source']).name}`" in readme
 
 
-ORCID = "0000-0002-1825-0097"  # ORCID's documented example iD (valid checksum)
-
-
-def _profile(tmp_path, monkeypatch):
-    monkeypatch.setenv("DL4MIC_PROFILE", str(tmp_path / "profile.yaml"))
-    assert cli("profile", "set", "--author", f"Ada Lovelace; Analytical Engine Lab; {ORCID}",
-               "--author", "Charles Babbage; Analytical Engine Lab", "--maintainer", "Ada Lovelace; adalovelace",
-               "--license", "CC-BY-4.0", "--data-citation", "Caicedo JC et al. Nucleus segmentation across imaging "
-               "experiments: the 2018 Data Science Bowl. Nat Methods 16 (2019); 10.1038/s41592-019-0612-7") == 0
-    return tmp_path / "profile.yaml"
-
-
 def test_profile_is_saved_once_and_checked(tmp_path, monkeypatch, capsys):
-    path = _profile(tmp_path, monkeypatch)
+    path = zoo_profile(tmp_path, monkeypatch)
     saved = yaml.safe_load(path.read_text())
-    assert saved["authors"][0] == {"name": "Ada Lovelace", "affiliation": "Analytical Engine Lab", "orcid": ORCID}
+    assert saved["authors"][0] == {"name": "Ada Lovelace", "affiliation": "Analytical Engine Lab",
+                                   "orcid": ZOO_ORCID}
     assert saved["maintainers"] == [{"name": "Ada Lovelace", "github_user": "adalovelace"}]
     assert saved["data_citations"][0]["doi"] == "10.1038/s41592-019-0612-7"
     assert cli("profile", "set", "--license", "MIT") == 0  # one field changed, the rest kept
@@ -364,24 +353,8 @@ def test_zoo_refuses_placeholder_authors_and_writes_nothing(care, tmp_path, caps
 
 @pytest.mark.parametrize("which", ["care", "unet", "stardist"])
 def test_zoo_bundle_has_real_metadata_readme_and_passes_full_determinism(which, request, tmp_path, monkeypatch):
-    _profile(tmp_path, monkeypatch)
     model, _, _ = request.getfixturevalue(which)
-    out = tmp_path / "zoo" / f"{which}.bioimage.io.zip"
-    assert cli("export", model, "--output", out, "--zoo", "--description", f"A {which} model of dl4mic's tests.",
-               "--data-description", "Crops of public microscopy images (dl4mic's shared test data).") == 0
-    rdf = _rdf(out)
-    assert [a["name"] for a in rdf["authors"]] == ["Ada Lovelace", "Charles Babbage"]
-    assert rdf["authors"][0]["orcid"] == ORCID and rdf["license"] == "CC-BY-4.0"
-    assert rdf["description"] == f"A {which} model of dl4mic's tests."
-    assert "10.1038/s41592-019-0612-7" in [c.get("doi") for c in rdf["cite"]]
-    with zipfile.ZipFile(out) as zf:
-        readme = zf.read("README.md").decode()
-    assert "## Limits" in readme and "Crops of public microscopy images" in readme and "Data citation:" in readme
-    upload = (out.parent / "UPLOAD.md").read_text()
-    assert "determinism `full`" in upload and ": passed (" in upload and "`adalovelace`" in upload
-    from dl4mic.export.extract import sha256_file
-
-    assert sha256_file(out) in upload
+    assert_zoo_ready(model, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("which", ["care", "unet", "stardist"])

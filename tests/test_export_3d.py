@@ -20,7 +20,7 @@ from dl4mic.export.dij import DijIncompatible, check_axes, check_deepimagej, rea
 from dl4mic.export.yamlio import load_yaml
 from dl4mic.predict.model import load_model
 
-from helpers import cli
+from helpers import assert_zoo_ready, cli
 
 FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
 TINY3D = {"steps_per_epoch": 2, "batch_size": 2, "patch_size": [8, 32, 32], "depth": 1, "filters": 4,
@@ -193,6 +193,12 @@ def test_bundle_passes_bioimageio_and_deepimagej(which, request):
                    for n in passed), wf
     assert report["deepimagej"]["max_abs_diff"] <= 1.5e-4
     assert check_deepimagej(path)["n_pixels"] == report["deepimagej"]["n_pixels"]
+
+
+@pytest.mark.parametrize("which", ["care3d", "unet3d", "n2v3d", "stardist3d"])
+def test_3d_zoo_bundle_is_ready_to_upload(which, request, tmp_path, monkeypatch):
+    model, _, _ = request.getfixturevalue(which)
+    assert_zoo_ready(model, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("which", ["care3d", "unet3d", "n2v3d"])

@@ -120,6 +120,13 @@ def n2v_model(tmp_path_factory, n2v_data):
                         params={**N2V_TINY, "variant": "n2v2"}, progress="none")
 
 
+def test_n2v_zoo_bundle_is_ready_to_upload(n2v_model, tmp_path, monkeypatch):
+    from helpers import assert_zoo_ready
+
+    _, readme = assert_zoo_ready(n2v_model, tmp_path, monkeypatch)
+    assert "| ground truth" not in readme  # self-supervised: no ground truth on the cover
+
+
 def test_trains_from_source_only_on_a_single_image(n2v_model, n2v_data):
     config = json.loads(json.dumps(dl4mic.predict.model.read_model_config(n2v_model)))
     assert config["network"] == "n2v2d" and config["data"]["target"] is None
