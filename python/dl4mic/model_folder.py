@@ -33,10 +33,46 @@ class ModelFolder:
         self.report = self.training / "report.pdf"
 
     def read(self) -> dict:
+        """model.yaml, checked enough that a damaged or tampered file is one sentence, never a traceback
+        (safe YAML: tags such as !!python/object are refused, not run)."""
         if not self.config.is_file():
             raise UserError(f"{self.root} is not a dl4mic model folder (no model.yaml); give the folder `dl4mic train` wrote.")
-        with open(self.config, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+        damaged = (f"{self.config} is damaged or was edited by hand ({{why}}); restore it from a backup or "
+                   f"train the model again.")
+        try:
+            with open(self.config, encoding="utf-8") as fh:
+                config = yaml.safe_load(fh)
+        except yaml.YAMLError as exc:
+            why = "it holds a YAML tag dl4mic does not load" if isinstance(exc, yaml.constructor.ConstructorError) \
+                else f"not valid YAML: {str(exc).splitlines()[0]}"
+            raise UserError(damaged.format(why=why)) from None
+        except UnicodeDecodeError:
+            raise UserError(damaged.format(why="it is not UTF-8 text")) from None
+        if not isinstance(config, dict) or not isinstance(config.get("parameters"), dict):
+            raise UserError(damaged.format(why="it is not a mapping with the network and its parameters"))
+        from .specs import spec_names
+
+        if config.get("network") not in spec_names():
+            raise UserError(f"{self.config} names the network {config.get('network')!r}, which this dl4mic does "
+                            f"not have (it has {', '.join(spec_names())}); update dl4mic or restore the file.")
+        return config
+
+    def load_weights(self, path: Path, map_location="cpu") -> dict:
+        """A state dict or checkpoint from this folder, with `weights_only=True` (no pickled code runs); a
+        missing, empty, truncated or foreign file is one sentence."""
+        import pickle
+
+        import torch
+
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path} is missing; the model folder is incomplete (train it again or use --resume).")
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except (pickle.UnpicklingError, EOFError, OSError, RuntimeError, ValueError, KeyError) as exc:
+            raise UserError(f"{path} cannot be loaded as dl4mic weights ({type(exc).__name__}: it is empty, "
+                            f"truncated, damaged or not a PyTorch state dict); restore it from a backup or train "
+                            f"the model again.") from None
 
     def write(self, config: dict) -> None:
         write_yaml(self.config, config)

@@ -97,6 +97,10 @@ def check_image(path: Path, data: np.ndarray, role: dict, network: str, ax: str 
         if np.issubdtype(data.dtype, np.floating) and not np.all(data == np.round(data)):
             raise UserError(f"{path} has fractional values, so it is not a label image; save integer labels (uint16).")
         values = np.unique(data)
+        if values[0] < 0:
+            raise UserError(f"{path} has negative values (down to {values[0]:g}), so it is not a label image "
+                            f"(0 = background, 1, 2, ... one value per object); save non-negative integer labels "
+                            f"(uint16).")
         if len(values) == 2 and values[0] == 0:
             from scipy import ndimage
 

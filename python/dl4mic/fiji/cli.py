@@ -164,7 +164,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except UserError as exc:
-        print(str(exc), file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
 
 

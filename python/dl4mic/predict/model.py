@@ -12,7 +12,7 @@ import numpy as np
 from ..data.io import channels_first, infer_axes
 from ..data.normalize import scale
 from ..errors import UserError
-from ..model_folder import read_model_config
+from ..model_folder import ModelFolder, read_model_config
 from ..networks.base import Outputs
 from ..specs import load_spec
 
@@ -40,11 +40,15 @@ class LoadedModel:
         self.geometry = self.network.geometry(self.params, self.config.get("spacing"))
         self.notes: list[str] = []
         self.device = pick_device(device)
-        path = self.dir / "weights" / f"{weights}.pt"
-        if not path.is_file():
-            raise UserError(f"{path} is missing; the model folder is incomplete (train it again or use --resume).")
         self.module = self.network.build(self.params)
-        self.module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        path = self.dir / "weights" / f"{weights}.pt"
+        state = ModelFolder(self.dir).load_weights(path)
+        try:
+            self.module.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            raise UserError(f"{path} does not fit the {self.config['network']} network that model.yaml describes "
+                            f"({str(exc).splitlines()[0][:120]}); restore the model folder from a backup or train "
+                            f"it again.") from None
         self.module.to(self.device).eval()
 
     def _run(self, x: np.ndarray) -> np.ndarray:

@@ -109,6 +109,9 @@ def predict(model, input, output, *, rois: bool = False, tile="auto", overwrite:
     in_dir = Path(input).resolve() if Path(input).is_dir() else Path(input).resolve().parent
     if output.resolve() == in_dir:
         raise UserError(f"The output folder {output} is the input folder; choose another --output so inputs stay untouched.")
+    if Path(input).is_dir() and in_dir in output.resolve().parents:
+        raise UserError(f"The output folder {output} is inside the input folder {input}; choose an --output outside "
+                        f"it, so that outputs are never mixed with the images to predict.")
     loaded = load_model(model, device=device)
     if threshold is not None:  # the user's threshold wins over the training and QC ones
         loaded.config.pop("qc_threshold", None)
@@ -122,12 +125,25 @@ def predict(model, input, output, *, rois: bool = False, tile="auto", overwrite:
             for p in paths.values():
                 if p.exists():
                     raise UserError(f"{p} already exists; choose another --output folder or add --overwrite.")
-    output.mkdir(parents=True, exist_ok=True)
+    created = not output.exists()
+    try:
+        return _predict_files(loaded, planned, output, tile, axes, progress, callback, len(files))
+    except BaseException:
+        if created and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()  # a refused first image leaves no trace
+        raise
+
+
+def _predict_files(loaded, planned, output, tile, axes, progress, callback, n) -> list[dict[str, Path]]:
     reporter = Progress(progress, callback)
-    reporter.start(len(files), f"predict {loaded.dir.name}", unit="image")
+    reporter.start(n, f"predict {loaded.dir.name}", unit="image")
     written = []
     for f, paths in planned:
         image, meta = read_image_with_meta(f, axes)
+        if np.issubdtype(np.asarray(image).dtype, np.floating) and not np.isfinite(image).all():
+            raise UserError(f"{f} holds NaN or infinite values; replace them (Fiji: Process > Math > Remove NaNs) "
+                            f"or remove the image from the input.")
+        output.mkdir(parents=True, exist_ok=True)
         notes = len(loaded.notes)
         try:
             result = loaded.predict(np.asarray(image), tile=tile, axes=meta.axes)
@@ -147,5 +163,5 @@ def predict(model, input, output, *, rois: bool = False, tile="auto", overwrite:
         written.append(paths)
         reporter.update({"event": "image", "file": str(f), "outputs": {k: str(v) for k, v in paths.items()},
                          "notes": loaded.notes[notes:]})
-    reporter.close({"event": "done", "output": str(output), "n": len(files), "notes": sorted(set(loaded.notes))})
+    reporter.close({"event": "done", "output": str(output), "n": n, "notes": sorted(set(loaded.notes))})
     return written

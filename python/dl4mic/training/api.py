@@ -159,12 +159,12 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
 
     modules = {k: rt.prepare_module(m) for k, m in net.modules(p).items()}
     if transfer is not None:
-        modules[net.predictor].load_state_dict(torch.load(ModelFolder(transfer).best, map_location=dev,
-                                                          weights_only=True))
+        source = ModelFolder(transfer)
+        modules[net.predictor].load_state_dict(source.load_weights(source.best, map_location=dev))
     strategy.setup(modules, rt)
     state = TrainingState(rng)
     if resume:
-        state.restore(torch.load(folder.checkpoint, map_location=dev, weights_only=True), strategy)
+        state.restore(folder.load_weights(folder.checkpoint, map_location=dev), strategy)
         config["training"]["status"] = "running"
     folder.weights.mkdir(parents=True, exist_ok=True)
     folder.training.mkdir(parents=True, exist_ok=True)
@@ -174,7 +174,7 @@ def train(network: str, source, model, target=None, *, epochs: int | None = None
     session = run_epochs(folder, strategy, rt, sampler, val_batches, state, p, config, reporter, folder.write)
 
     predictor = modules[net.predictor]
-    predictor.load_state_dict(torch.load(folder.best, map_location=dev, weights_only=True))
+    predictor.load_state_dict(folder.load_weights(folder.best, map_location=dev))
 
     def predict_batches(inputs):
         return [strategy.predict(x, rt) for x in inputs]
