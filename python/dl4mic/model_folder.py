@@ -50,11 +50,14 @@ class ModelFolder:
             raise UserError(damaged.format(why="it is not UTF-8 text")) from None
         if not isinstance(config, dict) or not isinstance(config.get("parameters"), dict):
             raise UserError(damaged.format(why="it is not a mapping with the network and its parameters"))
-        from .specs import spec_names
+        from .networks import get_network
 
-        if config.get("network") not in spec_names():
+        try:
+            get_network(config.get("network"))
+        except UserError:
             raise UserError(f"{self.config} names the network {config.get('network')!r}, which this dl4mic does "
-                            f"not have (it has {', '.join(spec_names())}); update dl4mic or restore the file.")
+                            f"not have (`dl4mic networks` lists its networks); update dl4mic or restore the "
+                            f"file.") from None
         return config
 
     def load_weights(self, path: Path, map_location="cpu") -> dict:

@@ -86,4 +86,4 @@ def test_a_missing_local_fiji_is_one_sentence_naming_it(tmp_path):
     tifffile.imwrite(image, np.zeros((8, 8), np.uint8))
     done = _dl4mic("fiji", "show", image, env={"DL4MIC_FIJI": str(tmp_path / "Fiji.app")})
     assert done.returncode == 2
-    assert done.stderr.strip() == f"The Fiji folder {tmp_path / 'Fiji.app'} does not exist; give the path of Fiji.app."
+    assert done.stderr.strip() == f"error: The Fiji folder {tmp_path / 'Fiji.app'} does not exist; give the path of Fiji.app."
