@@ -275,11 +275,23 @@ def _stop_on_sigterm() -> None:
         pass
 
 
+def _quiet_libraries() -> None:
+    """Libraries' own warnings about a bad file (tifffile's log lines, torch's unpickler notes) would print
+    beside dl4mic's one sentence; dl4mic reports the problem itself (--debug shows everything)."""
+    import logging
+    import warnings
+
+    logging.getLogger("tifffile").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r"Detected pickle protocol", category=UserWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # this process is the dl4mic command
         _stop_on_sigterm()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if not debug:
+        _quiet_libraries()
     try:
         if argv[:1] == ["fiji"]:
             from .fiji.cli import main as fiji_main

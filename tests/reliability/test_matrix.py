@@ -5,8 +5,10 @@ before and after). Each case builds its bad input in a fresh folder from small r
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -581,15 +583,19 @@ def _(root, models):
 # --- the test ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_is_refused_in_one_sentence_and_changes_nothing(name, models, tmp_path, capsys):
+def test_bad_input_is_refused_in_one_sentence_and_changes_nothing(name, models, tmp_path, capsys, caplog):
     fn, expected = CASES[name]
     root = tmp_path / "work dir"  # a space in every path: quoting must never be the problem
     root.mkdir()
     argv = fn(root, models)
     before = tree_hash(root)
     capsys.readouterr()
-    code = cli(*argv)
+    with warnings.catch_warnings(record=True) as caught:  # what a terminal would show beside the sentence
+        warnings.simplefilter("always")
+        code = cli(*argv)
     out, err = capsys.readouterr()
+    noise = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not noise, noise
     assert code == 2, (code, out, err)
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
