@@ -16,10 +16,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "tests" / "reliability"))
 
 from helpers import cli  # noqa: E402
-from test_matrix import CASES, pairs, tree_hash  # noqa: E402
+from reliability.test_matrix import CASES, pairs, tree_hash  # noqa: E402
 
 
 def train_models(root: Path) -> Path:

@@ -13,6 +13,7 @@ import yaml
 
 from .data.io import atomic_path
 from .errors import UserError
+from .locks import LOCK_NAME
 
 MODEL_FILE = "model.yaml"
 OWNED = ("model.yaml", "weights", "checkpoint.pt", "training", "qc", "export")
@@ -91,7 +92,7 @@ class ModelFolder:
             if root == folder or folder in root.parents:
                 raise UserError(f"The model folder {self.root} is inside the input folder {folder}; "
                                 f"choose a model folder outside your data.")
-        if root.exists() and any(root.iterdir()):
+        if root.exists() and any(p.name != LOCK_NAME for p in root.iterdir()):  # our own lock does not count
             if not overwrite:
                 raise UserError(f"{self.root} already exists; choose a new --model folder, add --overwrite to replace "
                                 f"it, or --resume to continue its training.")

@@ -125,13 +125,11 @@ def predict(model, input, output, *, rois: bool = False, tile="auto", overwrite:
             for p in paths.values():
                 if p.exists():
                     raise UserError(f"{p} already exists; choose another --output folder or add --overwrite.")
-    created = not output.exists()
-    try:
-        return _predict_files(loaded, planned, output, tile, axes, progress, callback, len(files))
-    except BaseException:
-        if created and output.is_dir() and not any(output.iterdir()):
-            output.rmdir()  # a refused first image leaves no trace
-        raise
+    from ..locks import locked
+
+    # one prediction per output folder at a time; a refused first image leaves no output folder behind
+    return locked(output, "predict",
+                  lambda: _predict_files(loaded, planned, output, tile, axes, progress, callback, len(files)))
 
 
 def _predict_files(loaded, planned, output, tile, axes, progress, callback, n) -> list[dict[str, Path]]:

@@ -66,14 +66,23 @@ def _fit_patch(net, p: dict, summary, explicit: bool, notes: list[str]) -> dict:
     return p
 
 
-def train(network: str, source, model, target=None, *, epochs: int | None = None, patch_size=None,
-          batch_size: int | None = None, val_split: float | None = None, augment: bool | None = None,
-          seed: int | None = None, params: dict | None = None, from_model=None, resume: bool = False,
-          overwrite: bool = False, axes: str | None = None, device: str | None = None,
-          progress: str = "auto", callback: Callable[[dict], bool | None] | None = None) -> Path:
+def train(network: str, source, model, target=None, **kwargs) -> Path:
     """Train `network` on paired folders and write the model folder `model`; returns its path.
 
-    With `resume`, continues the run in `model` from its last complete epoch (`epochs` may extend it)."""
+    Keywords: epochs, patch_size, batch_size, val_split, augment, seed, params (any spec parameter),
+    from_model (transfer learning), resume (continue `model` from its last complete epoch; `epochs` may
+    extend it), overwrite, axes, device, progress, callback. The model folder is locked while training:
+    a second `train` on it refuses in one sentence."""
+    from ..locks import locked
+
+    return locked(model, "train", lambda: _train(network, source, model, target, **kwargs))
+
+
+def _train(network: str, source, model, target=None, *, epochs: int | None = None, patch_size=None,
+           batch_size: int | None = None, val_split: float | None = None, augment: bool | None = None,
+           seed: int | None = None, params: dict | None = None, from_model=None, resume: bool = False,
+           overwrite: bool = False, axes: str | None = None, device: str | None = None,
+           progress: str = "auto", callback: Callable[[dict], bool | None] | None = None) -> Path:
     folder = ModelFolder(model)
     given = dict(params or {})
     for name, value in (("epochs", epochs), ("patch_size", patch_size), ("batch_size", batch_size),
