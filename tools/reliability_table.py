@@ -10,6 +10,7 @@ marked FAILED in the table.
 
 import contextlib
 import io
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from helpers import cli  # noqa: E402
-from reliability.test_matrix import CASES, pairs, tree_hash  # noqa: E402
+from reliability.test_matrix import CASE_ENV, CASES, pairs, tree_hash  # noqa: E402
 
 
 def train_models(root: Path) -> Path:
@@ -44,10 +45,14 @@ def main():
             root = tmp / f"case{n}" / "work dir"
             root.mkdir(parents=True)
             argv = fn(root, models)
+            saved = {key: os.environ.get(key) for key in CASE_ENV.get(name, {})}
+            os.environ.update(CASE_ENV.get(name, {}))
             before = tree_hash(root)
             err = io.StringIO()
             with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
                 code = cli(*argv)
+            for key, value in saved.items():
+                os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
             lines = [line for line in err.getvalue().splitlines() if line.strip()]
             ok = code == 2 and len(lines) == 1 and tree_hash(root) == before
             message = (lines[0] if lines else "").replace(str(root) + "/", "").replace(str(root), ".")

@@ -281,7 +281,7 @@ def _quiet_libraries() -> None:
     import logging
     import warnings
 
-    logging.getLogger("tifffile").setLevel(logging.ERROR)
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", message=r"Detected pickle protocol", category=UserWarning)
 
 

@@ -164,6 +164,46 @@ def _(root, models):
     return ["check-data", "unet2d", "--source", s, "--target", t]
 
 
+def huge_tiff(path, side=40_000):
+    """A 1x1 16-bit TIFF whose header then says side x side pixels in one strip (3.0 GiB for 40,000²):
+    consistent enough that a reader believes it."""
+    import struct
+
+    tifffile.imwrite(path, np.zeros((1, 1), np.uint16), metadata=None)
+    data = bytearray(path.read_bytes())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    values = {256: side, 257: side, 278: side, 279: side * side * 2}  # width, length, rows/strip, strip bytes
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        tag = struct.unpack_from("<H", data, entry)[0]
+        if tag in values:
+            struct.pack_into("<HHII", data, entry, tag, 4, 1, values[tag])
+    path.write_bytes(bytes(data))
+    return path
+
+
+# cases run with this environment: a 1 GiB memory limit stands in for a header larger than the machine
+CASE_ENV = {}
+
+
+@case("check-data: a TIFF header declaring more pixels than memory", "img1.tif", "GiB")
+def _(root, models):
+    s, t = pairs(root)
+    huge_tiff(s / "img1.tif")
+    return ["check-data", "unet2d", "--source", s, "--target", t]
+
+
+@case("predict: a TIFF header declaring more pixels than memory", "huge.tif", "GiB")
+def _(root, models):
+    (root / "in").mkdir()
+    return ["predict", models / "unet2d", "--input", huge_tiff(root / "in" / "huge.tif"), "--output", root / "out"]
+
+
+for _name in ("check-data: a TIFF header declaring more pixels than memory",
+              "predict: a TIFF header declaring more pixels than memory"):
+    CASE_ENV[_name] = {"DL4MIC_MAX_IMAGE_BYTES": str(2**30)}
+
+
 @case("check-data: a one-pixel image", "img0.tif")
 def _(root, models):
     s, t = pairs(root)
@@ -583,8 +623,11 @@ def _(root, models):
 # --- the test ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_is_refused_in_one_sentence_and_changes_nothing(name, models, tmp_path, capsys, caplog):
+def test_bad_input_is_refused_in_one_sentence_and_changes_nothing(name, models, tmp_path, capsys, caplog,
+                                                                   monkeypatch):
     fn, expected = CASES[name]
+    for key, value in CASE_ENV.get(name, {}).items():
+        monkeypatch.setenv(key, value)
     root = tmp_path / "work dir"  # a space in every path: quoting must never be the problem
     root.mkdir()
     argv = fn(root, models)

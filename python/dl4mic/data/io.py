@@ -49,9 +49,43 @@ def _unreadable(path: Path, exc: Exception) -> UserError:
                      f"re-save it as TIFF (e.g. in Fiji: File > Save As > Tiff) or remove it.")
 
 
+def memory_bytes() -> int:
+    """This machine's physical memory (the most an image read at once may take; $DL4MIC_MAX_IMAGE_BYTES
+    lowers it)."""
+    if os.environ.get("DL4MIC_MAX_IMAGE_BYTES"):
+        return int(float(os.environ["DL4MIC_MAX_IMAGE_BYTES"]))
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: no limit known
+        return 1 << 62
+
+
+def _declared_bytes(path: Path) -> int | None:
+    """What the file's header says its pixels take, read without loading them (None: unknown)."""
+    try:
+        if path.suffix.lower() in TIFF_EXTS:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                return int(np.prod(series.shape, dtype=np.float64) * np.dtype(series.dtype).itemsize)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.width * im.height * max(len(im.getbands()), 1) * 4
+    except Exception:  # a broken header: read_image names the file
+        return None
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Pixel data as stored (dtype kept); refuses corrupt or unreadable files with the fix."""
+    """Pixel data as stored (dtype kept); refuses corrupt or unreadable files with the fix, and files whose
+    header declares more pixels than this machine's memory holds, before allocating anything."""
     path = Path(path)
+    declared = _declared_bytes(path)
+    if declared is not None and declared > memory_bytes():
+        raise UserError(f"{path} declares {declared / 2**30:.1f} GiB of pixels, more than this machine's "
+                        f"{memory_bytes() / 2**30:.1f} GiB of memory; crop or split it (Fiji: Image > Crop, "
+                        f"Image > Stacks > Tools > Make Substack) or check that the file is not damaged.")
     try:
         if path.suffix.lower() in TIFF_EXTS:
             import tifffile
