@@ -61,6 +61,18 @@ class ModelFolder:
                             f"file.") from None
         return config
 
+    def remove_partials(self) -> list[Path]:
+        """Delete the hidden partial files (`.NAME.xxxx.part.EXT`, see `atomic_path`) that a killed run left
+        in the folder; the complete files beside them are untouched. Call it while holding the folder's lock."""
+        removed = []
+        for folder in (self.root, self.weights, self.training):
+            if folder.is_dir():
+                for path in folder.glob(".*.part*"):
+                    if path.is_file():
+                        path.unlink()
+                        removed.append(path)
+        return removed
+
     def load_weights(self, path: Path, map_location="cpu") -> dict:
         """A state dict or checkpoint from this folder, with `weights_only=True` (no pickled code runs); a
         missing, empty, truncated or foreign file is one sentence."""

@@ -84,6 +84,7 @@ def _train(network: str, source, model, target=None, *, epochs: int | None = Non
            overwrite: bool = False, axes: str | None = None, device: str | None = None,
            progress: str = "auto", callback: Callable[[dict], bool | None] | None = None) -> Path:
     folder = ModelFolder(model)
+    folder.remove_partials()  # what a killed run was writing (the folder is locked: nobody else writes)
     given = dict(params or {})
     for name, value in (("epochs", epochs), ("patch_size", patch_size), ("batch_size", batch_size),
                         ("val_split", val_split), ("augment", augment), ("seed", seed)):
