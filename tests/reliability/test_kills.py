@@ -77,7 +77,7 @@ def delays(n, duration, seed):
 
 
 def test_kill_anywhere_in_training_then_recover(reference, tmp_path):
-    for delay in delays(4, reference[2], seed=1):
+    for delay in delays(3, reference[2], seed=1):
         kill_and_recover(reference, tmp_path, delay)
 
 
