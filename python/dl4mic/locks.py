@@ -14,7 +14,8 @@ from .errors import UserError
 LOCK_NAME = ".dl4mic.lock"
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (a dead one's lock or staging folder may be taken over)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -39,7 +40,7 @@ class FolderLock:
             pid, host = int(owner["pid"]), str(owner["host"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if host == socket.gethostname() and not _alive(pid):
+        if host == socket.gethostname() and not pid_alive(pid):
             return None
         return owner
 

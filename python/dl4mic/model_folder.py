@@ -16,6 +16,7 @@ from .errors import UserError
 from .locks import LOCK_NAME
 
 MODEL_FILE = "model.yaml"
+MODEL_FORMAT = 1  # model.yaml's `format`: raise it when a change makes older dl4mic misread new folders
 OWNED = ("model.yaml", "weights", "checkpoint.pt", "training", "qc", "export")
 
 
@@ -51,6 +52,12 @@ class ModelFolder:
             raise UserError(damaged.format(why="it is not UTF-8 text")) from None
         if not isinstance(config, dict) or not isinstance(config.get("parameters"), dict):
             raise UserError(damaged.format(why="it is not a mapping with the network and its parameters"))
+        version = config.get("format", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise UserError(damaged.format(why=f"its format {version!r} is not a dl4mic format number"))
+        if version > MODEL_FORMAT:
+            raise UserError(f"{self.config} was written by a newer dl4mic (model format {version}; this dl4mic "
+                            f"reads format {MODEL_FORMAT} and older); update dl4mic (pip install -U dl4mic).")
         from .networks import get_network
 
         try:
@@ -76,8 +83,6 @@ class ModelFolder:
     def load_weights(self, path: Path, map_location="cpu") -> dict:
         """A state dict or checkpoint from this folder, with `weights_only=True` (no pickled code runs); a
         missing, empty, truncated or foreign file is one sentence."""
-        import pickle
-
         import torch
 
         path = Path(path)
@@ -85,7 +90,7 @@ class ModelFolder:
             raise UserError(f"{path} is missing; the model folder is incomplete (train it again or use --resume).")
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
-        except (pickle.UnpicklingError, EOFError, OSError, RuntimeError, ValueError, KeyError) as exc:
+        except Exception as exc:  # the weights-only unpickler raises many types for damaged bytes (fuzzing found IndexError)
             raise UserError(f"{path} cannot be loaded as dl4mic weights ({type(exc).__name__}: it is empty, "
                             f"truncated, damaged or not a PyTorch state dict); restore it from a backup or train "
                             f"the model again.") from None

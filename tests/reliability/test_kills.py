@@ -1,11 +1,15 @@
 """Kill anywhere: SIGKILL a real `dl4mic train` at seeded random instants (start-up, inside an epoch, while
 checkpoints, logs and the report are written), then recover as a user would (`--resume`, or the same command
 with --overwrite when no checkpoint was written yet). The recovered model must equal an uninterrupted run
-(weights bit for bit in float32, the same log rows), and no partial file may be left in the folder."""
+(weights bit for bit in float32, the same log rows), and no partial file may be left in the folder.
+
+QC and export are killed the same way: what a user would open (`qc/`, the bundle zip) is either absent or
+complete at every instant, and a rerun succeeds and leaves no staging folder behind."""
 
 import csv
-import os
 import random
+import shutil
+import zipfile
 import signal
 import subprocess
 import sys
@@ -67,8 +71,70 @@ def kill_and_recover(reference, tmp_path, delay):
         assert got[name].keys() == want[name].keys()
         for key in want[name]:
             assert torch.equal(got[name][key], want[name][key]), (delay, name, key)
-    leftovers = [p for p in model.rglob("*") if ".part" in p.name or p.name.startswith(".dl4mic.lock")]
-    assert not leftovers, (delay, leftovers)
+    assert not leftovers(model), (delay, leftovers(model))
+
+
+def leftovers(folder):
+    return [p for p in folder.rglob("*") if ".part" in p.name or ".staging-" in p.name
+            or p.name.startswith(".dl4mic.lock")]
+
+
+def timed(argv):
+    started = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return time.monotonic() - started
+
+
+def kill_at(argv, delay):
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def qc_argv(data, model):
+    return dl4mic("qc", model, "--source", data[0], "--target", data[1], "--progress", "none")
+
+
+def kill_qc_and_rerun(reference, tmp_path, delay):
+    data, ref, _ = reference
+    model = tmp_path / f"qc-{delay:.2f}"
+    shutil.copytree(ref, model)
+    kill_at(qc_argv(data, model), delay)
+    if (model / "qc").exists():  # complete, or not there at all
+        assert (model / "qc" / "summary.json").is_file() and (model / "qc" / "report.pdf").is_file(), delay
+    timed(qc_argv(data, model))
+    assert (model / "qc" / "summary.json").is_file() and (model / "qc" / "report.pdf").is_file()
+    assert not leftovers(model), (delay, leftovers(model))
+
+
+def export_argv(model, out):
+    return dl4mic("export", model, "--output", out, "--overwrite")
+
+
+def kill_export_and_rerun(reference, tmp_path, delay):
+    _, ref, _ = reference
+    out = tmp_path / f"export-{delay:.2f}" / "model.zip"
+    out.parent.mkdir()
+    kill_at(export_argv(ref, out), delay)
+    if out.exists():  # complete, or not there at all
+        with zipfile.ZipFile(out) as zf:
+            assert zf.testzip() is None and "rdf.yaml" in zf.namelist(), delay
+    timed(export_argv(ref, out))
+    with zipfile.ZipFile(out) as zf:
+        assert zf.testzip() is None and "rdf.yaml" in zf.namelist()
+    assert not leftovers(out.parent), (delay, leftovers(out.parent))
+
+
+@pytest.fixture(scope="module")
+def durations(reference, tmp_path_factory):
+    """How long an uninterrupted QC and export of the reference model take."""
+    data, ref, _ = reference
+    root = tmp_path_factory.mktemp("durations")
+    model = root / "model"
+    shutil.copytree(ref, model)
+    return {"qc": timed(qc_argv(data, model)), "export": timed(export_argv(ref, root / "m.zip"))}
 
 
 def delays(n, duration, seed):
@@ -79,6 +145,23 @@ def delays(n, duration, seed):
 def test_kill_anywhere_in_training_then_recover(reference, tmp_path):
     for delay in delays(3, reference[2], seed=1):
         kill_and_recover(reference, tmp_path, delay)
+
+
+def test_kill_qc_and_export_then_rerun(reference, durations, tmp_path):
+    kill_qc_and_rerun(reference, tmp_path, delays(1, durations["qc"], seed=3)[0])
+    kill_export_and_rerun(reference, tmp_path, delays(1, durations["export"], seed=4)[0])
+
+
+@pytest.mark.slow
+def test_kill_qc_and_export_campaign(reference, durations, tmp_path):
+    qc_points, export_points = delays(15, durations["qc"], seed=5), delays(15, durations["export"], seed=6)
+    for delay in qc_points:
+        kill_qc_and_rerun(reference, tmp_path, delay)
+    for delay in export_points:
+        kill_export_and_rerun(reference, tmp_path, delay)
+    print(f"{len(qc_points)} QC kill points from {qc_points[0]:.2f} s to {qc_points[-1]:.2f} s of a "
+          f"{durations['qc']:.1f} s QC, {len(export_points)} export kill points from {export_points[0]:.2f} s "
+          f"to {export_points[-1]:.2f} s of a {durations['export']:.1f} s export: all recovered")
 
 
 @pytest.mark.slow

@@ -390,6 +390,24 @@ def _(root, models):
     return ["predict", m, "--input", s, "--output", root / "out"]
 
 
+@case("predict: a model folder from a newer dl4mic (model format 99)", "model.yaml", "newer dl4mic", "update dl4mic")
+def _(root, models):
+    m = model_copy(models, root)
+    text = (m / "model.yaml").read_text()
+    assert "\nformat: 1\n" in text
+    (m / "model.yaml").write_text(text.replace("\nformat: 1\n", "\nformat: 99\n", 1))
+    s, _ = pairs(root)
+    return ["predict", m, "--input", s, "--output", root / "out"]
+
+
+@case("export: model.yaml's format is not a number", "model.yaml", "format")
+def _(root, models):
+    m = model_copy(models, root)
+    text = (m / "model.yaml").read_text()
+    (m / "model.yaml").write_text(text.replace("\nformat: 1\n", "\nformat: two\n", 1))
+    return ["export", m, "--output", root / "bundle.zip"]
+
+
 @case("predict: model.yaml is empty", "model.yaml")
 def _(root, models):
     m = model_copy(models, root)

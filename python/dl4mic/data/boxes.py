@@ -358,7 +358,7 @@ def read_coco(path: str | Path) -> dict[str, Boxes]:
                         f"give a COCO detection JSON file.")
     try:
         cats = sorted((int(c["id"]), str(c["name"])) for c in data["categories"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise UserError(f"{path}: every category needs an integer 'id' and a 'name'; fix 'categories'.") from None
     names = [n for _, n in cats]
     cat_index = {cid: i for i, (cid, _) in enumerate(cats)}
@@ -368,7 +368,7 @@ def read_coco(path: str | Path) -> dict[str, Boxes]:
         try:
             stem, size = Path(str(im["file_name"]).replace("\\", "/")).stem, (int(im["width"]), int(im["height"]))
             image_id = im["id"]
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # fuzzing: width Infinity
             raise UserError(f"{path}: image {k + 1} needs 'id', 'file_name', 'width' and 'height'; "
                             f"fix that entry of 'images'.") from None
         if stem in out:

@@ -49,13 +49,13 @@ def _unreadable(path: Path, exc: Exception) -> UserError:
                      f"re-save it as TIFF (e.g. in Fiji: File > Save As > Tiff) or remove it.")
 
 
-def memory_bytes() -> int:
-    """This machine's physical memory (the most an image read at once may take; $DL4MIC_MAX_IMAGE_BYTES
-    lowers it)."""
+def image_byte_limit() -> int:
+    """The most one image read at once may take: half this machine's physical memory, since its float32
+    copy and the network need room too ($DL4MIC_MAX_IMAGE_BYTES sets it)."""
     if os.environ.get("DL4MIC_MAX_IMAGE_BYTES"):
         return int(float(os.environ["DL4MIC_MAX_IMAGE_BYTES"]))
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     except (AttributeError, ValueError, OSError):  # not POSIX: no limit known
         return 1 << 62
 
@@ -79,12 +79,12 @@ def _declared_bytes(path: Path) -> int | None:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Pixel data as stored (dtype kept); refuses corrupt or unreadable files with the fix, and files whose
-    header declares more pixels than this machine's memory holds, before allocating anything."""
+    header declares more pixels than half this machine's memory, before allocating anything."""
     path = Path(path)
     declared = _declared_bytes(path)
-    if declared is not None and declared > memory_bytes():
-        raise UserError(f"{path} declares {declared / 2**30:.1f} GiB of pixels, more than this machine's "
-                        f"{memory_bytes() / 2**30:.1f} GiB of memory; crop or split it (Fiji: Image > Crop, "
+    if declared is not None and declared > image_byte_limit():
+        raise UserError(f"{path} declares {declared / 2**30:.1f} GiB of pixels, more than the "
+                        f"{image_byte_limit() / 2**30:.1f} GiB one image may take on this machine; crop or split it (Fiji: Image > Crop, "
                         f"Image > Stacks > Tools > Make Substack) or check that the file is not damaged.")
     try:
         if path.suffix.lower() in TIFF_EXTS:
@@ -178,6 +178,27 @@ def atomic_path(path: str | Path):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def staging_folder(target: str | Path) -> Path:
+    """A new hidden folder beside `target` to build it in (`.NAME.staging-HOST-PID-xxxx`), so a kill never
+    leaves a half-made `target`. Staging folders that killed runs on this host left for the same target are
+    removed first: a rerun leaves nothing behind."""
+    import glob
+    import shutil
+    import socket
+
+    from ..locks import pid_alive
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())
+    prefix = f".{target.name}.staging-{host}-"
+    for old in target.parent.glob(glob.escape(prefix) + "*"):
+        pid = old.name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)) and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=target.parent))
 
 
 IMAGEJ_ORDER = "TZCYXS"  # tifffile writes ImageJ hyperstacks only with axes in this order

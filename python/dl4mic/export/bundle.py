@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..data.io import atomic_path
+from ..data.io import atomic_path, staging_folder
 from ..errors import UserError
 
 WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
@@ -69,8 +68,7 @@ def export(model, output=None, *, overwrite: bool = False, sample=None, authors=
     if zoo:
         _check_zoo_ready(meta)
     image, truth = _sample_image(m, sample)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    stage = staging_folder(out)
     try:
         from .describe import build_bundle
 

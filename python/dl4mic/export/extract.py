@@ -6,10 +6,10 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from ..data.io import staging_folder
 from ..errors import UserError
 
 MAX_TOTAL_BYTES = 8 << 30  # refuse zip bombs beyond 8 GiB uncompressed
@@ -60,8 +60,7 @@ def safe_extract(zip_path: str | Path, target: str | Path) -> Path:
         raise UserError(f"{zip_path} is not a readable zip file ({exc}); give a bioimage.io bundle zip.") from None
     with zf:
         members = check_members(zf, zip_path.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        tmp = staging_folder(target)
         try:
             root = tmp.resolve()
             for info in members:

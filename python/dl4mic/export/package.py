@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
 
+from ..data.io import staging_folder
 from ..errors import UserError
 from .extract import cache_root, safe_extract, sha256_file
 
@@ -40,7 +40,7 @@ def model_dir_from_bundle(zip_path) -> Path:
     if not (bundle / MODEL_YAML).is_file() or not (bundle / STATE_DICT).is_file():
         raise UserError(f"{zip_path} was not exported by dl4mic (no {MODEL_YAML} inside); dl4mic predicts and "
                         f"fine-tunes its own bundles — run foreign bundles in DeepImageJ or bioimageio.core.")
-    tmp = Path(tempfile.mkdtemp(prefix=".model-", dir=root))
+    tmp = staging_folder(model_dir)
     try:
         (tmp / "weights").mkdir()
         shutil.copyfile(bundle / MODEL_YAML, tmp / "model.yaml")

@@ -9,16 +9,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ..data.io import atomic_path, channels_first, dtype_range, read_image, read_image_with_meta, write_tiff
+from ..data.io import atomic_path, channels_first, staging_folder, dtype_range, read_image, read_image_with_meta, write_tiff
 from ..errors import UserError
 from . import baselines as bl
 from . import maps, plots
@@ -417,7 +415,7 @@ def _swap(tmp: Path, out: Path):
     """Replace `out` by `tmp` (both folders); the old folder is removed only after the swap."""
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}-old-{os.getpid()}")
+        old = Path(f"{tmp}-old")  # a staging name: a kill right here leaves it for the next QC to remove
         out.rename(old)
     tmp.rename(out)
     if old is not None:
@@ -478,8 +476,7 @@ def run_qc(model, source, target=None, output=None, overwrite: bool = True, prog
     out = Path(output) if output else model_dir / "qc"
     if out.exists() and not overwrite:
         raise UserError(f"{out} already holds a QC; rerun with --overwrite to replace it.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
+    tmp = staging_folder(out)
     try:
         result = (with_truth if target is not None else without_truth)(m, pairs, tmp, progress)
         rows = result.pop("rows")

@@ -15,7 +15,7 @@ from ..errors import UserError
 from ..networks import get_network
 from ..networks.geometry import round_down
 from ..specs import load_spec
-from ..model_folder import ModelFolder, environment, now_iso, read_model_config
+from ..model_folder import MODEL_FORMAT, ModelFolder, environment, now_iso, read_model_config
 from ..progress import Progress
 from .loop import TrainingState, run_epochs
 from .runtime import Runtime, bf16_fast, pick_device
@@ -153,7 +153,7 @@ def _train(network: str, source, model, target=None, *, epochs: int | None = Non
 
     if not resume:
         config = {
-            "dl4mic_version": environment(dev)["dl4mic"], "format": 1, "name": folder.root.resolve().name,
+            "dl4mic_version": environment(dev)["dl4mic"], "format": MODEL_FORMAT, "name": folder.root.resolve().name,
             "network": spec.name, "task": spec.task, "created": now_iso(), "parameters": p, "axes": summary.axes,
             "spacing": list(summary.spacing) if summary.spacing else None, "geometry": geometry.as_dict(),
             "normalization": normalizer.as_dict(), "target_dtype": summary.target_dtype,
