@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -285,6 +287,30 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r"Detected pickle protocol", category=UserWarning)
 
 
+def _disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or what caused it, is a full disk: ENOSPC, or a short write as Python's buffered files
+    ('N requested and M written') and torch's writers ('file write failed', 'unexpected pos') report it."""
+    while exc is not None:
+        if isinstance(exc, OSError) and (exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                                         or re.search(r"\d+ requested and \d+ written", str(exc))):
+            return True
+        if isinstance(exc, RuntimeError) and ("file write failed" in str(exc) or "unexpected pos" in str(exc)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _disk_full_message(argv: list[str]) -> str:
+    """One sentence naming the folder being written: every write is atomic, so nothing before is lost."""
+    args = argv[1:]
+    folder = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--output", "--model")), None)
+    if folder is None:
+        folder = next((a for a in args if not a.startswith("-")), ".")
+    again = "with --resume " if argv[:1] == ["train"] else ""
+    return (f"the disk holding {folder} is full (no space left on device); free space on it and run the command "
+            f"again {again}(the files written before are intact).")
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # this process is the dl4mic command
         _stop_on_sigterm()
@@ -317,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     except Exception as exc:  # unexpected: short message unless --debug
+        if _disk_full(exc):
+            print(f"error: {_disk_full_message(argv)}", file=sys.stderr)
+            return 2
         if debug:
             raise
         print(f"dl4mic failed: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)

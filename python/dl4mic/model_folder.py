@@ -20,6 +20,20 @@ MODEL_FORMAT = 1  # model.yaml's `format`: raise it when a change makes older dl
 OWNED = ("model.yaml", "weights", "checkpoint.pt", "training", "qc", "export")
 
 
+def write_torch(obj, path: Path, save=None) -> None:
+    """Serialise `obj` in memory with `save` (torch.save; torch.jit.save for TorchScript), then write it
+    atomically: a full disk is then an OSError (ENOSPC) the CLI explains, where torch's own writer aborts
+    the process or reports 'unexpected pos'."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    (save or torch.save)(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+
+
 class ModelFolder:
     """Paths inside one model folder (see docs/model-folder.md)."""
 

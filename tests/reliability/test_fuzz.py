@@ -29,7 +29,7 @@ import yaml
 from dl4mic.errors import UserError
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 EXAMPLES = int(os.environ.get("DL4MIC_FUZZ_EXAMPLES", "30"))
@@ -123,6 +123,7 @@ def declared_tiff(width: int, height: int, bits: int = 16) -> bytes:
 
 @FUZZ
 @given(seed=st.sampled_from(range(len(TIFFS))), change=mutations)
+@example(seed=3, change=(None, [(0.03363149088601381, 77)]))  # found: declared 35 MB, decoding took 87 MiB
 def test_tiff_mutated(seed, change):
     from dl4mic.data.io import read_image, read_meta
 
@@ -246,6 +247,8 @@ def coco_documents():
 
 @FUZZ
 @given(text=st.one_of(coco_documents(), json_values.map(json.dumps), junk))
+@example(text='{"images": [{"id": 1, "file_name": "a.png", "width": 0, "height": Infinity}], '
+              '"annotations": [], "categories": []}')  # found: OverflowError
 def test_coco_json(text):
     from dl4mic.data.boxes import read_coco
 
@@ -301,6 +304,7 @@ ROIS = _roi_seed()
 
 @FUZZ
 @given(change=mutations, shape=st.sampled_from([(20, 20), (5, 5), (3, 20, 20)]))
+@example(change=(None, [(0.8984375, 4)]), shape=(20, 20))  # found: a 64 MiB declared entry
 def test_roi_zip(change, shape):
     from dl4mic.predict.rois import read_roi_zip, roi_zip_to_labels
 
@@ -348,6 +352,7 @@ WEIGHTS = _weights_seed()
 
 @FUZZ
 @given(change=mutations)
+@example(change=(None, [(0.0, 113)]))  # found: IndexError from the weights-only unpickler
 def test_weight_file(change):
     from dl4mic.model_folder import ModelFolder
 
@@ -367,6 +372,9 @@ member_names = st.one_of(st.sampled_from(["rdf.yaml", "weights.pt", "../up.txt",
 @FUZZ
 @given(members=st.lists(st.tuples(member_names, st.binary(max_size=64)), max_size=5), change=mutations,
        symlink=st.booleans())
+@example(members=[("rdf.yaml", b"")], change=(None, [(0.75, 1)]), symlink=False)  # found: IndexError
+@example(members=[("rdf.yaml", b"\0" * 14)], change=(None, [(0.5, 1)]), symlink=False)  # NotImplementedError
+@example(members=[("rdf.yaml", b"")], change=(None, [(0.5, 1)]), symlink=False)  # found: UnicodeDecodeError
 def test_bundle_zip(members, change, symlink):
     from dl4mic.export.extract import safe_extract
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ..data.io import staging_folder
@@ -27,6 +28,16 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# what zipfile raises for damaged archives (fuzzing found UnicodeDecodeError, NotImplementedError, IndexError)
+DAMAGED_ZIP = (zipfile.BadZipFile, zipfile.LargeZipFile, UnicodeDecodeError, NotImplementedError, IndexError,
+               ValueError, EOFError, KeyError, RuntimeError, zlib.error)
+
+
+def _damaged(zip_path: Path, exc: Exception) -> UserError:
+    return UserError(f"{zip_path} is not a readable zip file ({type(exc).__name__}: it is damaged or truncated); "
+                     f"download or export the bundle again.")
 
 
 def check_members(zf: zipfile.ZipFile, zip_name: str) -> list[zipfile.ZipInfo]:
@@ -56,8 +67,8 @@ def safe_extract(zip_path: str | Path, target: str | Path) -> Path:
     zip_path, target = Path(zip_path), Path(target)
     try:
         zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise UserError(f"{zip_path} is not a readable zip file ({exc}); give a bioimage.io bundle zip.") from None
+    except (OSError, *DAMAGED_ZIP) as exc:
+        raise _damaged(zip_path, exc) from None
     with zf:
         members = check_members(zf, zip_path.name)
         tmp = staging_folder(target)
@@ -71,8 +82,11 @@ def safe_extract(zip_path: str | Path, target: str | Path) -> Path:
                     dest.mkdir(parents=True, exist_ok=True)
                     continue
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(dest, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                try:
+                    with zf.open(info) as src, open(dest, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                except DAMAGED_ZIP as exc:
+                    raise _damaged(zip_path, exc) from None
             if target.exists():  # a concurrent extraction won the race; keep theirs
                 shutil.rmtree(tmp, ignore_errors=True)
             else:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from ..model_folder import write_torch
+
 ONNX_OPSET = 17       # DeepImageJ / JDLL run ONNX opset <= 18
 ONNX_IR_VERSION = 8   # and IR version <= 8 (onnxruntime 1.13 era)
 ARCH_FILE = "dl4mic_network.py"
@@ -95,14 +97,14 @@ def build_bundle_module(module: torch.nn.Module, sigmoid: bool = False,
 
 
 def save_state_dict(module: torch.nn.Module, path: Path) -> None:
-    torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, path)
+    write_torch({k: v.detach().cpu() for k, v in module.state_dict().items()}, path)
 
 
 def save_torchscript(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(module, example, check_trace=False)
-    traced.save(str(path))
+    write_torch(traced, path, save=torch.jit.save)
 
 
 def dynamic_axes(ndim: int) -> dict[int, str]:

@@ -218,10 +218,31 @@ def write_roi_zip(rois: list[ImagejRoi], path: str | Path) -> Path:
     return path
 
 
+MAX_ROI_BYTES = 16 << 20  # far above any ImageJ ROI (a 1-million-point polygon is 8 MB)
+
+
+def _refuse_oversized_members(path: Path) -> None:
+    """A damaged or hostile zip may declare huge entries; refuse it before anything is allocated."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            sizes = [(info.filename, max(info.file_size, info.compress_size)) for info in zf.infolist()]
+    except Exception:  # not a zip (a single .roi) or damaged: roifile's reading names it below
+        return
+    limit = min(MAX_ROI_BYTES, path.stat().st_size * 1000)  # stored or deflated: never 1000x the zip
+    big = next(((name, size) for name, size in sizes if size > limit), None)
+    if big:
+        raise UserError(f"{path} declares an entry {big[0]!r} of {big[1] / 2**20:.1f} MiB, larger than any "
+                        f"ImageJ ROI or than the file itself, so it is damaged; save the ROIs from Fiji's ROI "
+                        f"Manager again.")
+
+
 def read_roi_zip(path: str | Path) -> list[ImagejRoi]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"The ROI file {path} does not exist; give a .zip or .roi saved by Fiji's ROI Manager.")
+    _refuse_oversized_members(path)
     try:
         rois = roifile.roiread(path)
     except Exception as exc:  # roifile raises several types for foreign files

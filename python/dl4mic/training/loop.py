@@ -14,7 +14,7 @@ import torch
 
 from ..data.io import atomic_path
 from ..errors import UserError
-from ..model_folder import ModelFolder
+from ..model_folder import ModelFolder, write_torch
 from ..progress import Cancelled, Progress
 from .runtime import Runtime
 from .strategies import Strategy
@@ -34,8 +34,7 @@ def write_log(folder: ModelFolder, history: list[dict]) -> None:
 
 
 def save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    write_torch(obj, path)
 
 
 class TrainingState:
