@@ -29,7 +29,7 @@ test: install system-deps
 
 # Everything, including the long real-data quality runs.
 test-all: install system-deps
-	xvfb-run -a $(PY) -m pytest -q tests
+	DL4MIC_FUZZ_EXAMPLES=1000 xvfb-run -a $(PY) -m pytest -q tests
 
 clean:
 	rm -rf $(VENV) dl4mic-demo .pytest_cache

@@ -77,6 +77,27 @@ def _declared_bytes(path: Path) -> int | None:
         return None
 
 
+def _png_chunks_fit(path: Path) -> bool:
+    """Whether every PNG chunk's declared length fits in the file: Pillow allocates what a chunk declares
+    (fuzzing found a 374-byte PNG that made it allocate 64 MiB; a length field allows 2 GiB)."""
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+            return True  # not a PNG inside: Pillow names it below
+        pos = 8
+        while pos + 8 <= size:
+            fh.seek(pos)
+            length, kind = struct.unpack(">I4s", fh.read(8))
+            if pos + 12 + length > size:
+                return False
+            if kind == b"IEND":
+                break
+            pos += 12 + length
+    return True
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Pixel data as stored (dtype kept); refuses corrupt or unreadable files with the fix, and files whose
     header declares more pixels than half this machine's memory, before allocating anything."""
@@ -86,6 +107,9 @@ def read_image(path: str | Path) -> np.ndarray:
         raise UserError(f"{path} declares {declared / 2**30:.1f} GiB of pixels, more than the "
                         f"{image_byte_limit() / 2**30:.1f} GiB one image may take on this machine; crop or split it (Fiji: Image > Crop, "
                         f"Image > Stacks > Tools > Make Substack) or check that the file is not damaged.")
+    if path.suffix.lower() == ".png" and not _png_chunks_fit(path):
+        raise UserError(f"{path} cannot be read as an image (a PNG chunk is longer than the file: it is "
+                        f"truncated or damaged); re-save it as TIFF or remove it.")
     try:
         if path.suffix.lower() in TIFF_EXTS:
             import tifffile
